@@ -1,0 +1,147 @@
+"""One job: compose the parts a config names, search one problem, save every program and the result."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from seidr.errors import SeidrError
+from seidr.execution.base import ExecutionLimits, TestOutcome
+from seidr.llm.client import LLMClient
+from seidr.problem import Problem
+from seidr.search.loop import SearchParams, SeidrSearch
+from seidr.search.tree import Program
+from seidr.tracking.results import RunRecorder
+
+log = logging.getLogger("seidr")
+
+LANGUAGES = ("python",)
+
+
+def load_problem(cfg: DictConfig) -> Problem:
+    """The problem the config names, split by the config's seed and example counts."""
+    dataset = instantiate(cfg.dataset)
+    return dataset.load(
+        str(cfg.problem), seed=int(cfg.seed), valid_examples=int(cfg.search.valid_examples),
+        test_examples=int(cfg.search.test_examples), prompt_examples=int(cfg.search.prompt_examples),
+    )
+
+
+def make_executor(cfg: DictConfig):
+    """The sandboxed runner for the configured language."""
+    if cfg.language not in LANGUAGES:
+        raise SeidrError(f"language={cfg.language} is not supported yet; use one of: {', '.join(LANGUAGES)}")
+    from seidr.execution.python import PythonExecutor
+
+    limits = ExecutionLimits(**OmegaConf.to_container(cfg.execution.limits, resolve=True))
+    return PythonExecutor(limits)
+
+
+class Evaluator:
+    """Scores code on a problem's tests, with at most `workers` programs running at once."""
+
+    def __init__(self, executor: Any, problem: Problem, workers: int) -> None:
+        self.executor = executor
+        self.problem = problem
+        self._slots = asyncio.Semaphore(max(1, workers))
+
+    async def run(self, code: str, tests) -> list[TestOutcome]:
+        source = self.problem.preamble + code if self.problem.preamble else code
+        async with self._slots:
+            return await self.executor.run(source, tests, self.problem.mode)
+
+    async def validation(self, code: str) -> list[TestOutcome]:
+        return await self.run(code, self.problem.valid)
+
+
+async def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Search one problem as configured; returns what it writes to `result.json`."""
+    started = time.monotonic()
+    problem = load_problem(cfg)
+    executor = make_executor(cfg)
+    prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
+    params = SearchParams(**{k: int(cfg.search[k]) for k in (
+        "max_programs", "drafts_per_prompt", "explanations_per_program", "repairs_per_explanation", "beam_width")},
+        greedy_first_draft=bool(cfg.search.greedy_first_draft))
+    selection = instantiate(cfg.selection)
+    recorder = RunRecorder(output_dir)
+    log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
+             cfg.language, len(problem.valid), len(problem.test), problem.split)
+
+    backend = instantiate(cfg.model.backend)
+    llm = LLMClient(backend, temperature=float(cfg.model.temperature), max_tokens=int(cfg.model.max_tokens),
+                    max_concurrency=int(cfg.model.max_concurrency), seed=int(cfg.seed))
+    evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1))
+    try:
+        with _progress(params.max_programs) as (progress, task):
+            def saved(program: Program) -> None:
+                recorder.add_program(program)
+                best = search.best
+                progress.update(task, advance=1, best=f"{best.score:.3f}" if best else "-")
+                log.info("program %d (%s, gen %d, parent %s): score %.3f, passed %d/%d", program.id, program.kind,
+                         program.generation, program.parent_id, program.score,
+                         sum(o.passed for o in program.outcomes), len(program.outcomes))
+
+            search = SeidrSearch(problem, llm, evaluator.validation, selection, params, prompts,
+                                 cfg.language, int(cfg.seed), on_program=saved)
+            outcome = await search.run()
+    finally:
+        await llm.aclose()
+
+    best = outcome.best
+    test_pass_rate = None
+    if best is not None:
+        test_outcomes = await evaluator.run(best.code, problem.test)
+        test_pass_rate = sum(o.passed for o in test_outcomes) / len(test_outcomes) if test_outcomes else None
+    result = {
+        "problem": problem.name,
+        "dataset": problem.dataset,
+        "split": problem.split,
+        "language": cfg.language,
+        "model": llm.model_name,
+        "seed": int(cfg.seed),
+        "selection": getattr(selection, "name", type(selection).__name__),
+        "solved": outcome.solved,
+        "val_score": best.score if best else 0.0,
+        "val_pass_rate": best.pass_rate if best else 0.0,
+        "test_pass_rate": test_pass_rate,
+        "valid_examples": len(problem.valid),
+        "test_examples": len(problem.test),
+        "programs": len(outcome.programs),
+        "max_programs": params.max_programs,
+        "llm_calls": llm.usage.calls,
+        "prompt_tokens": llm.usage.prompt_tokens,
+        "completion_tokens": llm.usage.completion_tokens,
+        "wall_s": round(time.monotonic() - started, 3),
+        "best_program_id": best.id if best else None,
+        "best_program": best.code if best else None,
+    }
+    recorder.write_result(result)
+    return result
+
+
+class _progress:
+    """A progress bar of programs made against the budget, with the best score so far."""
+
+    def __init__(self, total: int) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]seidr"), BarColumn(), MofNCompleteColumn(), TextColumn("programs · best {task.fields[best]}"),
+            TimeElapsedColumn(), transient=False,
+        )
+        self._task = self._progress.add_task("search", total=total, best="-")
+
+    def __enter__(self):
+        self._progress.start()
+        return self._progress, self._task
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()

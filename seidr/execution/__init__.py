@@ -1,0 +1,1 @@
+"""Running untrusted programs on many tests at once, in a sandbox."""

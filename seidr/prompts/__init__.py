@@ -1,0 +1,1 @@
+"""What seidr says to the LLM at each step (draft, explain, repair), per language."""

@@ -1,0 +1,22 @@
+"""Pulling the program out of an LLM reply."""
+
+from __future__ import annotations
+
+import re
+
+# An opening fence with an optional language tag, then everything up to a closing fence or the
+# end of the reply (a reply cut by the token limit has no closing fence).
+_FENCE = re.compile(r"^```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^```|\Z)", re.DOTALL | re.MULTILINE)
+
+
+def extract_code(reply: str, language: str = "python", must_define: str | None = None) -> str:
+    """The code in a reply: the first fenced block in the wanted language (or untagged), preferring
+    one that defines `must_define`; the whole reply when there is no fence."""
+    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(reply)]
+    wanted = {"python": {"python", "python3", "py", ""}, "cpp": {"cpp", "c++", "cc", ""}}.get(language, {""})
+    candidates = [body for tag, body in blocks if tag in wanted] or [body for _, body in blocks]
+    if must_define:
+        defining = [body for body in candidates if re.search(rf"\bdef\s+{re.escape(must_define)}\b", body)]
+        candidates = defining or candidates
+    code = candidates[0] if candidates else reply
+    return code.strip("\n") + "\n"

@@ -1,0 +1,1 @@
+"""The SEIDR loop: programs in a tree, selection of parents, and the loop that grows the tree."""

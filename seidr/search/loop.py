@@ -1,0 +1,178 @@
+"""The SEIDR loop: Synthesize drafts, Execute them, Instruct (explain a failure), Debug (repair
+from each explanation), Rank (select parents), until a program passes every validation test or
+`max_programs` programs exist."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Awaitable, Callable, Sequence
+
+from seidr.execution.base import TestOutcome
+from seidr.llm.base import Completion
+from seidr.llm.client import LLMClient
+from seidr.problem import Problem
+from seidr.prompts.extract import extract_code
+from seidr.search.selection import Selection
+from seidr.search.tree import Kind, Program, better
+
+Evaluate = Callable[[str], Awaitable[list[TestOutcome]]]
+OnProgram = Callable[[Program], None]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """The paper's names. One generation asks each of `beam_width` parents for
+    `explanations_per_program` explanations and each explanation for `repairs_per_explanation`
+    repairs."""
+
+    max_programs: int = 100
+    drafts_per_prompt: int = 2
+    explanations_per_program: int = 2
+    repairs_per_explanation: int = 2
+    beam_width: int = 2
+    # the first draft is greedy (temperature 0): small models do best on their most likely answer
+    greedy_first_draft: bool = True
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    programs: list[Program]
+    best: Program | None
+
+    @property
+    def solved(self) -> bool:
+        return self.best is not None and self.best.solved
+
+
+class SeidrSearch:
+    """Grows one search tree for one problem. `evaluate` scores code on the validation tests;
+    `on_program` sees each program as soon as it is scored (to save it before anything else)."""
+
+    def __init__(self, problem: Problem, llm: LLMClient, evaluate: Evaluate, selection: Selection,
+                 params: SearchParams, prompts: ModuleType, language: str, seed: int,
+                 on_program: OnProgram = lambda program: None) -> None:
+        self.problem = problem
+        self.llm = llm
+        self.evaluate = evaluate
+        self.selection = selection
+        self.params = params
+        self.prompts = prompts
+        self.language = language
+        self.rng = random.Random(seed)
+        self.on_program = on_program
+        self.programs: list[Program] = []
+        self.best: Program | None = None
+        self._reserved = 0  # programs planned or made: the budget is checked against this
+        self._pending: list[asyncio.Task] = []
+
+    @property
+    def solved(self) -> bool:
+        return self.best is not None and self.best.solved
+
+    async def run(self) -> SearchOutcome:
+        population = await self._synthesize()
+        generation = 0
+        while population and not self.solved and self._reserved < self.params.max_programs:
+            generation += 1
+            parents = self.selection.select(population, self.params.beam_width, self.rng)
+            population = await self._next_generation(parents, generation)
+        return SearchOutcome(programs=list(self.programs), best=self.best)
+
+    async def _synthesize(self) -> list[Program]:
+        count = self._reserve(self.params.drafts_per_prompt)
+        messages = self.prompts.draft(self.problem)
+        greedy = 1 if self.params.greedy_first_draft and count > 0 else 0
+        requests = []
+        if greedy:
+            requests.append(self.llm.sample(messages, n=1, temperature=0.0))
+        if count - greedy > 0:
+            requests.append(self.llm.sample(messages, n=count - greedy))
+        replies = [c for batch in await asyncio.gather(*requests) for c in batch]
+        return await self._score_all([(reply, None, "draft", 0, None) for reply in replies])
+
+    async def _next_generation(self, parents: Sequence[Program], generation: int) -> list[Program]:
+        per_parent = self.params.explanations_per_program * self.params.repairs_per_explanation
+        plans = []  # (parent, failing test index, number of repairs it may still spawn)
+        for parent in parents:
+            slots = self._reserve(per_parent)
+            if slots == 0:
+                break
+            plans.append((parent, parent.worst_failure(), slots))
+        if not plans:
+            return []
+        # Instruct: every parent's explanations are asked for at once
+        explanations = await asyncio.gather(*(self._explain(parent, test, slots) for parent, test, slots in plans))
+        # Debug: every explanation's repairs at once; each repair is scored as soon as it arrives
+        jobs = []
+        for (parent, test, slots), texts in zip(plans, explanations):
+            repairs = self.params.repairs_per_explanation
+            for index, text in enumerate(texts):
+                n = min(repairs, slots - index * repairs)
+                if n > 0:
+                    jobs.append(self._repair(parent, test, text, n, generation))
+        children = await self._run_until_solved(jobs)
+        return [child for batch in children for child in batch]
+
+    async def _explain(self, parent: Program, test: int | None, slots: int) -> list[str]:
+        assert test is not None, "only failing programs are explained"
+        n = math.ceil(slots / self.params.repairs_per_explanation)
+        messages = self.prompts.explain(self.problem, parent.code, self.problem.valid[test], parent.outcomes[test])
+        return [c.text.strip() for c in await self.llm.sample(messages, n=n)]
+
+    async def _repair(self, parent: Program, test: int | None, explanation: str, n: int,
+                      generation: int) -> list[Program]:
+        assert test is not None
+        messages = self.prompts.repair(self.problem, parent.code, self.problem.valid[test],
+                                       parent.outcomes[test], explanation)
+        replies = await self.llm.sample(messages, n=n)
+        return await self._score_all([(reply, parent.id, "repair", generation, explanation) for reply in replies])
+
+    async def _score_all(self, items: list[tuple[Completion, int | None, Kind, int, str | None]]) -> list[Program]:
+        programs = await asyncio.gather(*(self._score(*item) for item in items))
+        return [p for p in programs if p is not None]
+
+    async def _score(self, reply: Completion, parent_id: int | None, kind: Kind, generation: int,
+                     explanation: str | None) -> Program | None:
+        code = extract_code(reply.text, self.language, must_define=self.problem.entry_point)
+        outcomes = await self.evaluate(code)
+        if self.solved:  # a sibling solved the problem while this one ran: the search is over
+            return None
+        program = Program(
+            id=len(self.programs), parent_id=parent_id, kind=kind, generation=generation, code=code,
+            outcomes=tuple(outcomes), explanation=explanation, finish_reason=reply.finish_reason,
+        )
+        self.programs.append(program)
+        if better(program, self.best):
+            self.best = program
+        self.on_program(program)
+        if program.solved:
+            self._cancel_pending()
+        return program
+
+    async def _run_until_solved(self, jobs: list[Awaitable[list[Program]]]) -> list[list[Program]]:
+        """Run jobs concurrently; when one of them solves the problem, cancel the rest."""
+        self._pending = [asyncio.ensure_future(job) for job in jobs]
+        if self._pending:
+            await asyncio.wait(self._pending)
+        results = []
+        for task in self._pending:
+            if task.cancelled():
+                continue
+            results.append(task.result())  # re-raises a job's own error
+        self._pending = []
+        return results
+
+    def _cancel_pending(self) -> None:
+        current = asyncio.current_task()
+        for task in self._pending:
+            if task is not current and not task.done():
+                task.cancel()
+
+    def _reserve(self, wanted: int) -> int:
+        granted = max(0, min(wanted, self.params.max_programs - self._reserved))
+        self._reserved += granted
+        return granted

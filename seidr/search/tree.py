@@ -1,0 +1,69 @@
+"""Programs as nodes of the search tree (each knows its parent) with their validation verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from seidr.execution.base import TestOutcome
+
+Kind = Literal["draft", "repair"]
+
+
+@dataclass(frozen=True)
+class Program:
+    """One generated program and how it did on every validation test."""
+
+    id: int
+    parent_id: int | None
+    kind: Kind
+    generation: int
+    code: str
+    outcomes: tuple[TestOutcome, ...]
+    explanation: str | None = None
+    finish_reason: str | None = None
+
+    @property
+    def scores(self) -> list[float]:
+        return [o.score for o in self.outcomes]
+
+    @property
+    def score(self) -> float:
+        """Mean partial-credit score over validation tests: what beam search ranks by."""
+        return sum(self.scores) / len(self.outcomes) if self.outcomes else 0.0
+
+    @property
+    def pass_rate(self) -> float:
+        return sum(o.passed for o in self.outcomes) / len(self.outcomes) if self.outcomes else 0.0
+
+    @property
+    def solved(self) -> bool:
+        return bool(self.outcomes) and all(o.passed for o in self.outcomes)
+
+    def worst_failure(self) -> int | None:
+        """Index of the failing test with the lowest score (the first such), None if all pass."""
+        failing = [i for i, o in enumerate(self.outcomes) if not o.passed]
+        return min(failing, key=lambda i: self.outcomes[i].score) if failing else None
+
+    def record(self) -> dict[str, Any]:
+        """The JSON line written to programs.jsonl."""
+        return {
+            "id": self.id,
+            "parent_id": self.parent_id,
+            "kind": self.kind,
+            "generation": self.generation,
+            "explanation": self.explanation,
+            "code": self.code,
+            "finish_reason": self.finish_reason,
+            "val_score": self.score,
+            "val_pass_rate": self.pass_rate,
+            "solved": self.solved,
+            "passed": [o.passed for o in self.outcomes],
+            "scores": self.scores,
+            "statuses": [o.status for o in self.outcomes],
+        }
+
+
+def better(a: Program, b: Program | None) -> bool:
+    """Whether `a` beats the best so far `b`: higher mean score, earlier program on ties."""
+    return b is None or a.score > b.score or (a.score == b.score and a.id < b.id)

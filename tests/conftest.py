@@ -1,0 +1,41 @@
+"""Shared fixtures: where the test data lives, and configs composed the way main.py composes them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from seidr.config import CONFIG_DIR, REPO_ROOT, register_resolvers
+
+
+def find_data_dir() -> Path | None:
+    """DATA_PATH if set, else the repo's data/ (scripts/setup.sh links it), else ../shared/data."""
+    candidates = [os.environ.get("DATA_PATH"), REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "psb2" / "datasets").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    found = find_data_dir()
+    if found is None:
+        pytest.fail("no test data: set DATA_PATH to a folder with psb2/ and humaneval/ (see README)")
+    return found
+
+
+@pytest.fixture
+def compose_cfg(data_dir, tmp_path):
+    """Compose the app's config with overrides, data from the test data folder, outputs in tmp."""
+    register_resolvers()
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=[
+                f"paths.data_dir={data_dir}", f"paths.output_root={tmp_path / 'outputs'}", *overrides])
+
+    return _compose
