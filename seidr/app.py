@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,9 +30,22 @@ log = logging.getLogger("seidr")
 LANGUAGES = ("python",)
 
 
+def build(node: DictConfig) -> Any:
+    """`hydra.utils.instantiate`, letting seidr's own user-facing errors through unwrapped."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, SeidrError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise SeidrError(f"bad config: {error}") from error
+
+
 def load_problem(cfg: DictConfig) -> Problem:
     """The problem the config names, split by the config's seed and example counts."""
-    dataset = instantiate(cfg.dataset)
+    dataset = build(cfg.dataset)
     return dataset.load(
         str(cfg.problem), seed=int(cfg.seed), valid_examples=int(cfg.search.valid_examples),
         test_examples=int(cfg.search.test_examples), prompt_examples=int(cfg.search.prompt_examples),
@@ -104,16 +118,17 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     """Search one problem with the parts `cfg` names (or the given backend), saving as it goes."""
     started = time.monotonic()
     executor = make_executor(cfg)
+    # Before any work is done: a missing key or an unknown model fails here
+    backend = backend or build(cfg.model.backend)
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
     params = SearchParams(**{k: int(cfg.search[k]) for k in (
         "max_programs", "drafts_per_prompt", "explanations_per_program", "repairs_per_explanation", "beam_width")},
         greedy_first_draft=bool(cfg.search.greedy_first_draft))
-    selection = instantiate(cfg.selection)
+    selection = build(cfg.selection)
     recorder = RunRecorder(output_dir)
     log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
              cfg.language, len(problem.valid), len(problem.test), problem.split)
 
-    backend = backend or instantiate(cfg.model.backend)
     llm = LLMClient(backend, temperature=float(cfg.model.temperature), max_tokens=int(cfg.model.max_tokens),
                     max_concurrency=int(cfg.model.max_concurrency), seed=int(cfg.seed))
     evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),

