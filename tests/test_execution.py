@@ -1,0 +1,212 @@
+"""The Python sandbox: verdicts, limits, and hostile programs that must stay contained."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from seidr.execution.base import ExecutionLimits
+from seidr.execution.python import PythonExecutor
+from seidr.execution.scoring import score_stdout
+from seidr.problem import Example
+
+LIMITS = ExecutionLimits(test_timeout_s=0.5, test_cpu_s=1, total_timeout_s=15, max_processes=64)
+DOUBLE = [Example(f"{n}\n", f"{2 * n}\n") for n in range(3)]
+ROOT = os.geteuid() == 0
+
+
+def run(code: str, tests=DOUBLE, mode="stdio", limits=LIMITS):
+    return asyncio.run(PythonExecutor(limits).run(code, tests, mode))
+
+
+def statuses(outcomes):
+    return [o.status for o in outcomes]
+
+
+def test_correct_program_passes_every_test():
+    outcomes = run("n = int(input())\nprint(n * 2)\n")
+    assert statuses(outcomes) == ["pass"] * 3 and all(o.score == 1.0 for o in outcomes)
+
+
+def test_wrong_answer_gets_partial_credit_per_line():
+    tests = [Example("3\n", "1\n2\n3\n")]
+    [outcome] = run("print(1)\nprint(2)\nprint(4)\n", tests)
+    assert outcome.status == "wrong" and outcome.score == pytest.approx(2 / 3) and outcome.actual == "1\n2\n4\n"
+
+
+def test_scoring_rules():
+    assert score_stdout("1\n2\n", "1\n2") == (1.0, True)  # trailing newline and spaces do not matter
+    assert score_stdout("1\n2\n", "1  \n2\n\n\n") == (1.0, True)
+    assert score_stdout("1\n2\n", "1\n2\n3\n") == (pytest.approx(2 / 3), False)  # extra output costs
+    assert score_stdout("", "") == (1.0, True)
+    assert score_stdout("5\n", "") == (0.0, False)
+
+
+def test_runtime_error_reports_the_programs_traceback_only():
+    [outcome] = run("x = 1\nprint(x)\nprint(1 / 0)\n", DOUBLE[:1])
+    assert outcome.status == "error" and outcome.score == 0.0
+    assert "ZeroDivisionError" in outcome.error and 'File "<program>", line 3' in outcome.error
+    assert "harness" not in outcome.error
+
+
+def test_syntax_error_is_a_verdict_for_every_test():
+    outcomes = run("def broken(:\n    pass\n")
+    assert statuses(outcomes) == ["syntax"] * 3 and "SyntaxError" in outcomes[0].error
+
+
+def test_nonzero_exit_is_an_error_and_zero_exit_is_normal():
+    assert statuses(run("import sys\nsys.exit(3)\n", DOUBLE[:1])) == ["error"]
+    assert statuses(run("import sys\nprint(int(input()) * 2)\nsys.exit(0)\n", DOUBLE[:1])) == ["pass"]
+
+
+def test_timeout_is_per_test_and_the_next_test_still_runs():
+    code = "n = int(input())\nwhile n == 1:\n    pass\nprint(n * 2)\n"
+    assert statuses(run(code)) == ["pass", "timeout", "pass"]
+
+
+def test_a_loop_that_swallows_every_exception_still_times_out():
+    code = "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\n"
+    started = time.monotonic()
+    assert statuses(run(code, DOUBLE[:2])) == ["timeout", "timeout"]
+    assert time.monotonic() - started < 10
+
+
+def test_sleeping_past_the_timeout():
+    assert statuses(run("import time\ntime.sleep(30)\n", DOUBLE[:1])) == ["timeout"]
+
+
+def test_output_flood_stops_at_the_limit():
+    limits = ExecutionLimits(test_timeout_s=2, total_timeout_s=15, max_output_bytes=10_000)
+    [outcome] = run("while True:\n    print('x' * 1000)\n", DOUBLE[:1], limits=limits)
+    assert outcome.status == "output_limit" and len(outcome.actual) <= 10_000
+
+
+def test_memory_bomb_is_stopped_and_the_run_goes_on():
+    limits = ExecutionLimits(test_timeout_s=5, total_timeout_s=20, memory_mb=512)
+    code = "n = int(input())\nblocks = []\nwhile n == 0:\n    blocks.append(bytearray(50_000_000))\nprint(n * 2)\n"
+    outcomes = run(code, DOUBLE[:2], limits=limits)
+    assert outcomes[0].status in ("memory", "error") and outcomes[1].status == "pass"
+
+
+def test_program_sees_no_secret_from_seidrs_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret")
+    code = "import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ').read())\n"
+    [outcome] = run(code, DOUBLE[:1])
+    assert "sk-test-secret" not in outcome.actual and "wandb-secret" not in outcome.actual
+    assert "OPENAI_API_KEY" not in outcome.actual and "PATH" in outcome.actual
+
+
+def test_detached_grandchildren_do_not_survive_the_run():
+    code = (
+        "import os, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(300)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(open('/proc/self/stat').read().split()[0])\n"
+    )
+    before = _pids()
+    [outcome] = run(code, DOUBLE[:1])
+    assert outcome.status == "wrong"  # it ran; it printed its pid instead of the answer
+    time.sleep(0.2)
+    leftovers = [pid for pid in _pids() - before if _sleeping_python(pid)]
+    assert leftovers == []
+
+
+def _pids() -> set[int]:
+    return {int(p) for p in os.listdir("/proc") if p.isdigit()}
+
+
+def _sleeping_python(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"harness.py" in f.read()
+    except OSError:
+        return False
+
+
+def test_the_working_directory_is_private_and_removed():
+    [outcome] = run("import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd())\n", DOUBLE[:1])
+    workdir = outcome.actual.strip()
+    assert workdir.startswith("/") and "seidr-run-" in workdir and not os.path.exists(workdir)
+
+
+@pytest.mark.skipif(not ROOT, reason="the privilege drop only happens when seidr runs as root")
+def test_as_root_the_program_runs_unprivileged(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    secret.chmod(0o600)
+    code = f"import os\nprint(os.getuid())\nprint(open({str(secret)!r}).read())\n"
+    [outcome] = run(code, DOUBLE[:1])
+    assert outcome.status == "error" and "PermissionError" in outcome.error
+    assert int(outcome.actual.split()[0]) != 0
+    [outcome] = run(f"open({str(tmp_path / 'planted')!r}, 'w')\n", DOUBLE[:1])
+    assert outcome.status == "error" and not (tmp_path / "planted").exists()
+
+
+@pytest.mark.skipif(not ROOT, reason="RLIMIT_NPROC binds only an unprivileged user")
+def test_fork_bomb_is_contained():
+    limits = ExecutionLimits(test_timeout_s=1, total_timeout_s=10, max_processes=32)
+    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    started = time.monotonic()
+    outcomes = run(code, DOUBLE[:1], limits=limits)
+    assert statuses(outcomes) == ["timeout"] and time.monotonic() - started < 10
+    # and the machine is fine: a normal program right after runs normally
+    assert statuses(run("print(int(input()) * 2)\n", DOUBLE[:1])) == ["pass"]
+
+
+def test_killing_its_supervisor_only_fails_its_own_tests():
+    outcomes = run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
+    assert statuses(outcomes) == ["error"] * 3
+    assert statuses(run("print(int(input()) * 2)\n")) == ["pass"] * 3
+
+
+def test_a_test_that_kills_its_own_process_does_not_stop_the_next():
+    code = "import os, signal\nn = int(input())\nif n == 0:\n    os.kill(os.getpid(), signal.SIGKILL)\nprint(n * 2)\n"
+    outcomes = run(code)
+    assert statuses(outcomes) == ["error", "pass", "pass"] and "SIGKILL" in outcomes[0].error
+
+
+def test_whole_run_timeout_bounds_a_slow_program():
+    limits = ExecutionLimits(test_timeout_s=1, total_timeout_s=2)
+    started = time.monotonic()
+    outcomes = run("import time\ntime.sleep(0.6)\n", [Example("1\n", "")] * 10, limits=limits)
+    assert time.monotonic() - started < 6
+    assert "timeout" in statuses(outcomes) and statuses(outcomes)[0] == "pass"
+
+
+def test_function_mode_runs_asserts_against_the_program():
+    code = "def add(a, b):\n    return a + b if a != 7 else 0\n\nif __name__ == '__main__':\n    input()\n"
+    tests = [Example("candidate = add\nassert candidate(1, 2) == 3\n"),
+             Example("candidate = add\nassert candidate(7, 1) == 8\n"),
+             Example("candidate = add\nassert candidate('a', 1) == 3\n")]
+    assert statuses(run(code, tests, mode="function")) == ["pass", "wrong", "error"]
+
+
+def test_each_test_starts_with_fresh_program_globals():
+    code = "count = globals().get('count', 0) + 1\nprint(count)\n"
+    assert [o.actual for o in run(code, [Example("", "1\n")] * 3)] == ["1\n"] * 3
+
+
+def test_many_programs_in_parallel_keep_their_results_apart():
+    async def many():
+        executor = PythonExecutor(LIMITS)
+        codes = [f"print(int(input()) * {k})\n" for k in range(8)]
+        return await asyncio.gather(*(executor.run(code, DOUBLE, "stdio") for code in codes))
+
+    results = asyncio.run(many())
+    assert [statuses(r) for r in results] == [["pass"] * 3 if k == 2 else
+                                              ["pass", "wrong", "wrong"] for k in range(8)]
+
+
+def test_two_thousand_tests_in_one_run():
+    tests = [Example(f"{n}\n", f"{n * n}\n") for n in range(2000)]
+    outcomes = run("n = int(input())\nprint(n * n)\n", tests)
+    assert len(outcomes) == 2000 and all(o.passed for o in outcomes)
