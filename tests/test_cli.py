@@ -62,3 +62,96 @@ def test_bad_override_is_rejected_by_hydra_without_traceback(data_dir, tmp_path)
 def test_unsupported_language_is_explained(data_dir, tmp_path):
     proc = run_main("language=rust", "model=openai", "model.api_key=x", data_dir=data_dir, output_root=tmp_path)
     assert_one_clear_error(proc, "language=rust")
+
+
+FIZZ_BUZZ_WRONG = "```python\nx = int(input())\nprint('Fizz' if x % 3 == 0 else x)\n```"
+FIZZ_BUZZ_RIGHT = (
+    "```python\nx = int(input())\n"
+    "print('FizzBuzz' if x % 15 == 0 else 'Fizz' if x % 3 == 0 else 'Buzz' if x % 5 == 0 else x)\n```"
+)
+
+
+def seidr_reply(messages, body, index=0):
+    """Drafts are wrong; an explanation is a sentence; repairs are right."""
+    text = messages[-1]["content"]
+    if "Do not write code" in text:
+        return "It never prints Buzz or FizzBuzz."
+    if "What is wrong, according to a review" in text:
+        return FIZZ_BUZZ_RIGHT
+    return FIZZ_BUZZ_WRONG
+
+
+def read_run(output_root: Path) -> tuple[dict, list[dict]]:
+    [result_path] = list(output_root.rglob("result.json"))
+    programs = [json.loads(line) for line in (result_path.parent / "programs.jsonl").read_text().splitlines()]
+    return json.loads(result_path.read_text()), programs
+
+
+def test_openai_backend_end_to_end_draft_explain_repair(data_dir, tmp_path):
+    from tests.servers.openai_server import OpenAIServer
+
+    with OpenAIServer(seidr_reply, model="gpt-test") as server:
+        proc = run_main("problem=fizz-buzz", "model=openai", "model.name=gpt-test", f"model.base_url={server.base_url}",
+                        "search.max_programs=20", data_dir=data_dir, output_root=tmp_path,
+                        env={"OPENAI_API_KEY": "sk-from-env"})
+    assert proc.returncode == 0, proc.stderr
+    result, programs = read_run(tmp_path)
+    assert result["solved"] and result["test_pass_rate"] == 1.0 and result["model"] == "gpt-test"
+    assert [p["kind"] for p in programs][:2] == ["draft", "draft"] and programs[-1]["kind"] == "repair"
+    assert programs[-1]["explanation"] == "It never prints Buzz or FizzBuzz." and programs[-1]["parent_id"] in (0, 1)
+    assert programs[-1]["val_score"] == 1.0 and len(programs[-1]["passed"]) == 50
+    assert 0 < programs[0]["val_score"] < 1 and result["programs"] == len(programs) <= 20
+    assert result["llm_calls"] >= 4 and result["prompt_tokens"] > 0 and result["completion_tokens"] > 0
+    assert all(r.headers["authorization"] == "Bearer sk-from-env" for r in server.posts("/v1/chat/completions"))
+    assert "solved" in proc.stdout
+
+
+def test_ollama_backend_end_to_end(data_dir, tmp_path):
+    from tests.servers.ollama_server import OllamaServer
+
+    with OllamaServer(lambda messages, body: seidr_reply(messages, body)) as server:
+        proc = run_main("problem=fizz-buzz", "model=ollama", "model.name=llama3", f"model.host={server.host}",
+                        "search.max_programs=20", data_dir=data_dir, output_root=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result, programs = read_run(tmp_path)
+    assert result["solved"] and result["model"] == "llama3" and programs[-1]["kind"] == "repair"
+
+
+def test_budget_spent_without_a_solution(data_dir, tmp_path):
+    from tests.servers.openai_server import OpenAIServer
+
+    with OpenAIServer(lambda messages, body, index: FIZZ_BUZZ_WRONG) as server:
+        proc = run_main("problem=fizz-buzz", "model=openai", "model.name=test-model", "model.api_key=k",
+                        f"model.base_url={server.base_url}", "search.max_programs=7", "selection=lexicase",
+                        data_dir=data_dir, output_root=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result, programs = read_run(tmp_path)
+    assert not result["solved"] and result["programs"] == len(programs) == 7 and result["selection"] == "lexicase"
+
+
+def test_humaneval_problem_end_to_end(data_dir, tmp_path):
+    from tests.servers.openai_server import OpenAIServer
+
+    solution = ("```python\nfrom typing import List\n\ndef has_close_elements(numbers: List[float], threshold: float)"
+                " -> bool:\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers)"
+                " for b in numbers[i + 1:])\n```")
+    with OpenAIServer(lambda messages, body, index: solution) as server:
+        proc = run_main("dataset=humaneval", "problem=HumanEval/0", "model=openai", "model.name=test-model",
+                        "model.api_key=k", f"model.base_url={server.base_url}", data_dir=data_dir,
+                        output_root=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result, _ = read_run(tmp_path)
+    assert result["solved"] and result["test_pass_rate"] == 1.0 and result["split"] == "heldout"
+    assert result["valid_examples"] + result["test_examples"] == 7
+
+
+def test_unreachable_server_names_the_url(data_dir, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    proc = run_main("model=openai", "model.api_key=k", f"model.base_url={url}", "model.max_retries=1",
+                    data_dir=data_dir, output_root=tmp_path)
+    assert_one_clear_error(proc, url)
