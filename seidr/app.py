@@ -21,7 +21,7 @@ from seidr.execution.base import ExecutionLimits, TestOutcome
 from seidr.llm.base import LLMBackend
 from seidr.llm.client import LLMClient, Usage
 from seidr.problem import Example, Problem
-from seidr.search.loop import SearchParams, SeidrSearch
+from seidr.search.loop import SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program
 from seidr.tracking.results import RunRecorder
 
@@ -145,7 +145,13 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
 
             search = SeidrSearch(problem, llm, evaluator.validation, selection, params, prompts,
                                  cfg.language, int(cfg.seed), on_program=saved)
-            outcome = await search.run()
+            try:
+                outcome = await search.run()
+                failure = None
+            except SeidrError as error:
+                # e.g. the server died mid-run: keep what was made, say why the search stopped
+                failure = error
+                outcome = SearchOutcome(programs=list(search.programs), best=search.best)
     finally:
         await llm.aclose()
 
@@ -176,8 +182,12 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "wall_s": round(time.monotonic() - started, 3),
         "best_program_id": best.id if best else None,
         "best_program": best.code if best else None,
+        "stopped": "solved" if outcome.solved else ("error" if failure else "budget"),
+        "error": str(failure) if failure else None,
     }
     recorder.write_result(result)
+    if failure:
+        raise failure
     return JobOutcome(result=result, programs=outcome.programs, best=best, usage=llm.usage, output_dir=output_dir)
 
 

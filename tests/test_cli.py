@@ -155,3 +155,25 @@ def test_unreachable_server_names_the_url(data_dir, tmp_path):
     proc = run_main("model=openai", "model.api_key=k", f"model.base_url={url}", "model.max_retries=1",
                     data_dir=data_dir, output_root=tmp_path)
     assert_one_clear_error(proc, url)
+
+
+def test_server_failing_mid_run_keeps_every_program_and_says_why(data_dir, tmp_path):
+    from tests.servers.openai_server import OpenAIServer
+
+    with OpenAIServer(lambda messages, body, index: FIZZ_BUZZ_WRONG) as server:
+        # drafts succeed; from the first explanation on, the server only fails
+        original_route = server.route
+
+        def route(method, path, body):
+            if method == "POST" and "Do not write code" in body["messages"][-1]["content"]:
+                return 500, {"error": {"message": "server on fire"}}, {}
+            return original_route(method, path, body)
+
+        server.route = route
+        proc = run_main("problem=fizz-buzz", "model=openai", "model.name=test-model", "model.api_key=k",
+                        f"model.base_url={server.base_url}", "model.max_retries=1", data_dir=data_dir,
+                        output_root=tmp_path)
+    line = assert_one_clear_error(proc, "500", server.base_url)
+    result, programs = read_run(tmp_path)
+    assert len(programs) == 2 and result["programs"] == 2 and result["stopped"] == "error"
+    assert result["error"] in line and result["best_program"] == programs[0]["code"]
