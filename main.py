@@ -36,8 +36,13 @@ def main(cfg: DictConfig) -> float:
     verdict = "solved" if result["solved"] else "not solved"
     print(f"{result['dataset']}/{result['problem']}: {verdict} · validation score {result['val_score']:.3f} · "
           f"test pass rate {_rate(result['test_pass_rate'])} · {result['programs']} programs · "
-          f"{result['llm_calls']} LLM calls · {result['wall_s']:.1f} s → {output_dir}/result.json")
+          f"{result['llm_calls']} LLM calls ({result['cache_hits']} cached) · "
+          f"{result['prompt_tokens'] + result['completion_tokens']} tokens{_cost(result['cost_usd'])} · {result['wall_s']:.1f} s → {output_dir}/result.json")
     return float(result["val_score"])
+
+
+def _cost(value: float | None) -> str:
+    return "" if value is None else f" · ${value:.4f}"
 
 
 def _rate(value: float | None) -> str:

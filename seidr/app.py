@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from seidr.errors import SeidrError
 from seidr.execution.base import ExecutionLimits, TestOutcome
 from seidr.llm.base import LLMBackend
+from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient, Usage
 from seidr.problem import Example, Problem
 from seidr.search.loop import SearchOutcome, SearchParams, SeidrSearch
@@ -64,6 +65,18 @@ def make_executor(cfg: DictConfig):
 
 # A user's judge of one stdio test: (input, expected output, actual output) -> score in [0, 1].
 Critic = Callable[[str, str, str], float]
+
+
+def make_client(cfg: DictConfig, backend: LLMBackend) -> LLMClient:
+    """The backend wrapped with the configured cache, schedule, concurrency and price."""
+    price = cfg.get("llm_prices", {}).get(backend.model_name)
+    return LLMClient(
+        backend, temperature=float(cfg.model.temperature), max_tokens=int(cfg.model.max_tokens),
+        max_concurrency=int(cfg.model.max_concurrency), seed=int(cfg.seed),
+        cache=ResponseCache(cfg.model.cache_dir) if cfg.model.get("cache", False) else None,
+        schedule=str(cfg.model.get("temperature_schedule", "fixed")),
+        price=OmegaConf.to_container(price) if price is not None else None,
+    )
 
 
 class Evaluator:
@@ -123,14 +136,13 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
     params = SearchParams(**{k: int(cfg.search[k]) for k in (
         "max_programs", "drafts_per_prompt", "explanations_per_program", "repairs_per_explanation", "beam_width")},
-        greedy_first_draft=bool(cfg.search.greedy_first_draft))
+        greedy_first_draft=bool(cfg.search.greedy_first_draft), bad_replies=str(cfg.search.bad_replies))
     selection = build(cfg.selection)
     recorder = RunRecorder(output_dir)
     log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
              cfg.language, len(problem.valid), len(problem.test), problem.split)
 
-    llm = LLMClient(backend, temperature=float(cfg.model.temperature), max_tokens=int(cfg.model.max_tokens),
-                    max_concurrency=int(cfg.model.max_concurrency), seed=int(cfg.seed))
+    llm = make_client(cfg, backend)
     evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
                           critic=critic)
     try:
@@ -176,16 +188,16 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "test_examples": len(problem.test),
         "programs": len(outcome.programs),
         "max_programs": params.max_programs,
-        "llm_calls": llm.usage.calls,
-        "prompt_tokens": llm.usage.prompt_tokens,
-        "completion_tokens": llm.usage.completion_tokens,
+        **llm.usage.as_dict(),
         "wall_s": round(time.monotonic() - started, 3),
         "best_program_id": best.id if best else None,
         "best_program": best.code if best else None,
+        "dropped_replies": search.dropped_replies,
         "stopped": "solved" if outcome.solved else ("error" if failure else "budget"),
         "error": str(failure) if failure else None,
     }
     recorder.write_result(result)
+    log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in llm.usage.as_dict().items()))
     if failure:
         raise failure
     return JobOutcome(result=result, programs=outcome.programs, best=best, usage=llm.usage, output_dir=output_dir)

@@ -14,6 +14,8 @@ from tests.scripted import ScriptedBackend
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main
 
+# the scripted replies differ between tests while the prompts do not: no replay across tests
+NO_CACHE = ["model.cache=false"]
 DOUBLE_WRONG = "```python\nprint(int(input()) + 2)\n```"
 DOUBLE_RIGHT = "```python\nprint(int(input()) * 2)\n```"
 
@@ -25,7 +27,8 @@ def double_reply(step: str) -> str:
 def test_develop_solves_a_task_with_a_scripted_model(tmp_path):
     backend = ScriptedBackend(lambda step, messages, index: double_reply(step))
     result = dev.develop("Read an integer and print twice its value.", examples=[("2", "4"), ("-5", "-10"), (0, 0)],
-                         tests=[("21", "42")], model=backend, max_programs=10, output_dir=tmp_path)
+                         tests=[("21", "42")], model=backend, max_programs=10, output_dir=tmp_path,
+                         overrides=NO_CACHE)
     assert result.solved and result.code == "print(int(input()) * 2)\n" and result.test_pass_rate == 1.0
     assert [p.kind for p in result.programs] == ["draft", "draft", "repair"]
     assert result.programs[-1].explanation == "It adds 2 instead of doubling."
@@ -38,7 +41,7 @@ def test_develop_takes_a_signature_with_asserts(tmp_path):
     backend = ScriptedBackend(lambda step, messages, index: code)
     result = dev.develop(signature="def is_even(n: int) -> bool:\n    \"\"\"Whether n is even.\"\"\"\n",
                          asserts=["assert is_even(2)", "assert not is_even(3)"], hidden_asserts=["assert is_even(0)"],
-                         model=backend, output_dir=tmp_path)
+                         model=backend, output_dir=tmp_path, overrides=NO_CACHE)
     assert result.solved and result.test_pass_rate == 1.0 and result.result["split"] == "heldout"
 
 
@@ -46,14 +49,14 @@ def test_develop_works_inside_a_running_event_loop(tmp_path):
     backend = ScriptedBackend(lambda step, messages, index: DOUBLE_RIGHT)
 
     async def notebook_cell():
-        return dev.develop("Double it.", examples=[("1", "2")], model=backend, output_dir=tmp_path)
+        return dev.develop("Double it.", examples=[("1", "2")], model=backend, output_dir=tmp_path, overrides=NO_CACHE)
 
     assert asyncio.run(notebook_cell()).solved
 
 
 def test_adevelop_is_awaitable(tmp_path):
     backend = ScriptedBackend(lambda step, messages, index: DOUBLE_RIGHT)
-    assert asyncio.run(dev.adevelop("Double it.", examples=[("1", "2")], model=backend, output_dir=tmp_path)).solved
+    assert asyncio.run(dev.adevelop("Double it.", examples=[("1", "2")], model=backend, output_dir=tmp_path, overrides=NO_CACHE)).solved
 
 
 def test_a_critic_judges_outputs_in_seidrs_own_process(tmp_path):
@@ -68,7 +71,7 @@ def test_a_critic_judges_outputs_in_seidrs_own_process(tmp_path):
     program = "```python\nn = int(input())\nprint(max(d for d in range(2, n) if n % d == 0))\n```"
     backend = ScriptedBackend(lambda step, messages, index: program)
     result = dev.develop("Print a proper divisor of n.", examples=[("12", "2"), ("15", "3")], model=backend,
-                         critic=any_divisor, output_dir=tmp_path)
+                         critic=any_divisor, output_dir=tmp_path, overrides=NO_CACHE)
     assert result.solved and seen[:2] == ["6\n", "5\n"]  # exact comparison would have failed both
 
 
@@ -87,7 +90,7 @@ def test_api_and_cli_give_the_same_result_for_the_same_seed(data_dir, tmp_path):
 
     with OpenAIServer(reply, model="m") as server:
         overrides = ["model=openai", "model.name=m", "model.api_key=k", f"model.base_url={server.base_url}",
-                     "seed=3", "search.max_programs=12"]
+                     "seed=3", "search.max_programs=12", *NO_CACHE]
         proc = run_main("dataset=jsonl", "problem=double", *overrides, data_dir=data_dir,
                         output_root=tmp_path / "cli")
         assert proc.returncode == 0, proc.stderr

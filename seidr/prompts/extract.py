@@ -20,3 +20,15 @@ def extract_code(reply: str, language: str = "python", must_define: str | None =
         candidates = defining or candidates
     code = candidates[0] if candidates else reply
     return code.strip("\n") + "\n"
+
+
+def reply_issue(text: str, finish_reason: str | None) -> str | None:
+    """What is wrong with a reply as a source of code, if anything: "empty", "truncated" (cut by
+    the token limit) or "no_code_block" (the whole reply is taken as code)."""
+    if not text.strip():
+        return "empty"
+    if finish_reason == "length":
+        return "truncated"
+    if not _FENCE.search(text):
+        return "no_code_block"
+    return None

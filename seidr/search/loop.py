@@ -15,7 +15,7 @@ from seidr.execution.base import TestOutcome
 from seidr.llm.base import Completion
 from seidr.llm.client import LLMClient
 from seidr.problem import Problem
-from seidr.prompts.extract import extract_code
+from seidr.prompts.extract import extract_code, reply_issue
 from seidr.search.selection import Selection
 from seidr.search.tree import Kind, Program, better
 
@@ -36,6 +36,9 @@ class SearchParams:
     beam_width: int = 2
     # the first draft is greedy (temperature 0): small models do best on their most likely answer
     greedy_first_draft: bool = True
+    # replies that are empty, cut by the token limit or hold no code block: "keep" them as programs
+    # (they fail and are recorded as such) or "drop" them (recorded nowhere as programs)
+    bad_replies: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class SeidrSearch:
         self.best: Program | None = None
         self._reserved = 0  # programs planned or made: the budget is checked against this
         self._pending: list[asyncio.Task] = []
+        self.dropped_replies = 0
 
     @property
     def solved(self) -> bool:
@@ -137,13 +141,17 @@ class SeidrSearch:
 
     async def _score(self, reply: Completion, parent_id: int | None, kind: Kind, generation: int,
                      explanation: str | None) -> Program | None:
+        issue = reply_issue(reply.text, reply.finish_reason)
+        if issue and self.params.bad_replies == "drop":
+            self.dropped_replies += 1
+            return None
         code = extract_code(reply.text, self.language, must_define=self.problem.entry_point)
         outcomes = await self.evaluate(code)
         if self.solved:  # a sibling solved the problem while this one ran: the search is over
             return None
         program = Program(
             id=len(self.programs), parent_id=parent_id, kind=kind, generation=generation, code=code,
-            outcomes=tuple(outcomes), explanation=explanation, finish_reason=reply.finish_reason,
+            outcomes=tuple(outcomes), explanation=explanation, finish_reason=reply.finish_reason, reply_issue=issue,
         )
         self.programs.append(program)
         if better(program, self.best):

@@ -22,6 +22,7 @@ class Program:
     outcomes: tuple[TestOutcome, ...]
     explanation: str | None = None
     finish_reason: str | None = None
+    reply_issue: str | None = None  # "empty", "truncated", "no_code_block": see prompts.extract
 
     @property
     def scores(self) -> list[float]:
@@ -55,6 +56,7 @@ class Program:
             "explanation": self.explanation,
             "code": self.code,
             "finish_reason": self.finish_reason,
+            "reply_issue": self.reply_issue,
             "val_score": self.score,
             "val_pass_rate": self.pass_rate,
             "solved": self.solved,
