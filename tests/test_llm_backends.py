@@ -162,3 +162,17 @@ def test_the_real_ollama_client_lists_and_streams_from_the_test_server():
         chunks = list(client.chat(model="llama3", messages=[{"role": "user", "content": "hi"}], stream=True))
     assert "".join(c.message.content for c in chunks).strip() == "streamed reply here"
     assert chunks[-1].done and chunks[-1].done_reason == "stop" and chunks[-1].eval_count == 3
+
+
+def test_openai_hung_server_times_out_then_fails_clearly():
+    import time as clock
+
+    with OpenAIServer(echo) as server:
+        server.delay_s = 3.0
+        backend = OpenAIBackend("test-model", base_url=server.base_url, api_key="k", timeout_s=0.3, max_retries=1,
+                                retry_wait_s=0.01)
+        started = clock.monotonic()
+        with pytest.raises(SeidrError) as error:
+            generate(backend)
+        assert clock.monotonic() - started < 2.5
+    assert server.base_url in str(error.value) and len(server.posts("/v1/chat/completions")) == 2

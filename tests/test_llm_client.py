@@ -115,3 +115,13 @@ def test_code_less_replies_are_kept_as_failing_programs_or_dropped(data_dir, tmp
     assert any(p["reply_issue"] == "no_code_block" and p["val_score"] == 0 for p in kept_programs)
     result, dropped_programs = read_run(tmp_path / "drop")
     assert all(p["reply_issue"] is None for p in dropped_programs) and result["dropped_replies"] > 0
+
+
+def test_a_reply_in_the_wrong_language_becomes_a_failing_program(tmp_path):
+    from seidr import dev
+
+    backend = ScriptedBackend(lambda step, messages, index: "```javascript\nconsole.log(2 * readline());\n```")
+    result = dev.develop("Double it.", examples=[("1", "2")], model=backend, max_programs=3, output_dir=tmp_path,
+                         overrides=["model.cache=false"])
+    assert not result.solved and len(result.programs) == 3
+    assert all(p.outcomes[0].status in ("syntax", "error") for p in result.programs)  # never a crash
