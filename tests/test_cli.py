@@ -177,3 +177,26 @@ def test_server_failing_mid_run_keeps_every_program_and_says_why(data_dir, tmp_p
     result, programs = read_run(tmp_path)
     assert len(programs) == 2 and result["programs"] == 2 and result["stopped"] == "error"
     assert result["error"] in line and result["best_program"] == programs[0]["code"]
+
+
+def test_cpp_end_to_end(data_dir, tmp_path):
+    from tests.servers.openai_server import OpenAIServer
+
+    fizz_buzz = ("```cpp\n#include <iostream>\nint main() { long x; std::cin >> x;\n"
+                 "  if (x % 15 == 0) std::cout << \"FizzBuzz\"; else if (x % 3 == 0) std::cout << \"Fizz\";\n"
+                 "  else if (x % 5 == 0) std::cout << \"Buzz\"; else std::cout << x;\n  std::cout << std::endl; }\n```")
+    with OpenAIServer(lambda messages, body, index: fizz_buzz) as server:
+        proc = run_main("problem=fizz-buzz", "language=cpp", "model=openai", "model.name=test-model",
+                        "model.api_key=k", f"model.base_url={server.base_url}", data_dir=data_dir,
+                        output_root=tmp_path)
+        prompt = server.posts("/v1/chat/completions")[0].body["messages"][-1]["content"]
+    assert proc.returncode == 0, proc.stderr
+    result, programs = read_run(tmp_path)
+    assert result["solved"] and result["language"] == "cpp" and result["test_pass_rate"] == 1.0
+    assert "C++17" in prompt and "```cpp" in prompt
+
+
+def test_cpp_refuses_function_tasks_clearly(data_dir, tmp_path):
+    proc = run_main("dataset=humaneval", "problem=HumanEval/0", "language=cpp", "model=openai", "model.api_key=k",
+                    "model.base_url=http://127.0.0.1:9/v1", data_dir=data_dir, output_root=tmp_path)
+    assert_one_clear_error(proc, "language=cpp")

@@ -10,6 +10,7 @@ import pytest
 
 from seidr.execution.base import ExecutionLimits
 from seidr.execution.python import PythonExecutor
+from seidr.execution.sandbox import Sandbox, bwrap_works
 from seidr.execution.scoring import score_stdout
 from seidr.problem import Example
 
@@ -18,20 +19,35 @@ DOUBLE = [Example(f"{n}\n", f"{2 * n}\n") for n in range(3)]
 ROOT = os.geteuid() == 0
 
 
-def run(code: str, tests=DOUBLE, mode="stdio", limits=LIMITS):
-    return asyncio.run(PythonExecutor(limits).run(code, tests, mode))
+LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
+    not bwrap_works(), reason="bubblewrap is not installed or cannot make namespaces here"))]
+
+
+@pytest.fixture(params=LEVELS)
+def isolation(request) -> str:
+    """Tests that take it run at both isolation levels."""
+    return request.param
+
+
+@pytest.fixture
+def run(isolation):
+    """Run a Python program on tests in a sandbox of the level under test."""
+    def _run(code: str, tests=DOUBLE, mode="stdio", limits=LIMITS):
+        return asyncio.run(PythonExecutor(Sandbox(limits, isolation=isolation)).run(code, tests, mode))
+
+    return _run
 
 
 def statuses(outcomes):
     return [o.status for o in outcomes]
 
 
-def test_correct_program_passes_every_test():
+def test_correct_program_passes_every_test(run):
     outcomes = run("n = int(input())\nprint(n * 2)\n")
     assert statuses(outcomes) == ["pass"] * 3 and all(o.score == 1.0 for o in outcomes)
 
 
-def test_wrong_answer_gets_partial_credit_per_line():
+def test_wrong_answer_gets_partial_credit_per_line(run):
     tests = [Example("3\n", "1\n2\n3\n")]
     [outcome] = run("print(1)\nprint(2)\nprint(4)\n", tests)
     assert outcome.status == "wrong" and outcome.score == pytest.approx(2 / 3) and outcome.actual == "1\n2\n4\n"
@@ -45,53 +61,53 @@ def test_scoring_rules():
     assert score_stdout("5\n", "") == (0.0, False)
 
 
-def test_runtime_error_reports_the_programs_traceback_only():
+def test_runtime_error_reports_the_programs_traceback_only(run):
     [outcome] = run("x = 1\nprint(x)\nprint(1 / 0)\n", DOUBLE[:1])
     assert outcome.status == "error" and outcome.score == 0.0
     assert "ZeroDivisionError" in outcome.error and 'File "<program>", line 3' in outcome.error
     assert "harness" not in outcome.error
 
 
-def test_syntax_error_is_a_verdict_for_every_test():
+def test_syntax_error_is_a_verdict_for_every_test(run):
     outcomes = run("def broken(:\n    pass\n")
     assert statuses(outcomes) == ["syntax"] * 3 and "SyntaxError" in outcomes[0].error
 
 
-def test_nonzero_exit_is_an_error_and_zero_exit_is_normal():
+def test_nonzero_exit_is_an_error_and_zero_exit_is_normal(run):
     assert statuses(run("import sys\nsys.exit(3)\n", DOUBLE[:1])) == ["error"]
     assert statuses(run("import sys\nprint(int(input()) * 2)\nsys.exit(0)\n", DOUBLE[:1])) == ["pass"]
 
 
-def test_timeout_is_per_test_and_the_next_test_still_runs():
+def test_timeout_is_per_test_and_the_next_test_still_runs(run):
     code = "n = int(input())\nwhile n == 1:\n    pass\nprint(n * 2)\n"
     assert statuses(run(code)) == ["pass", "timeout", "pass"]
 
 
-def test_a_loop_that_swallows_every_exception_still_times_out():
+def test_a_loop_that_swallows_every_exception_still_times_out(run):
     code = "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\n"
     started = time.monotonic()
     assert statuses(run(code, DOUBLE[:2])) == ["timeout", "timeout"]
     assert time.monotonic() - started < 10
 
 
-def test_sleeping_past_the_timeout():
+def test_sleeping_past_the_timeout(run):
     assert statuses(run("import time\ntime.sleep(30)\n", DOUBLE[:1])) == ["timeout"]
 
 
-def test_output_flood_stops_at_the_limit():
+def test_output_flood_stops_at_the_limit(run):
     limits = ExecutionLimits(test_timeout_s=2, total_timeout_s=15, max_output_bytes=10_000)
     [outcome] = run("while True:\n    print('x' * 1000)\n", DOUBLE[:1], limits=limits)
     assert outcome.status == "output_limit" and len(outcome.actual) <= 10_000
 
 
-def test_memory_bomb_is_stopped_and_the_run_goes_on():
+def test_memory_bomb_is_stopped_and_the_run_goes_on(run):
     limits = ExecutionLimits(test_timeout_s=5, total_timeout_s=20, memory_mb=512)
     code = "n = int(input())\nblocks = []\nwhile n == 0:\n    blocks.append(bytearray(50_000_000))\nprint(n * 2)\n"
     outcomes = run(code, DOUBLE[:2], limits=limits)
     assert outcomes[0].status in ("memory", "error") and outcomes[1].status == "pass"
 
 
-def test_program_sees_no_secret_from_seidrs_environment(monkeypatch):
+def test_program_sees_no_secret_from_seidrs_environment(run, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     monkeypatch.setenv("WANDB_API_KEY", "wandb-secret")
     code = "import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ').read())\n"
@@ -100,7 +116,7 @@ def test_program_sees_no_secret_from_seidrs_environment(monkeypatch):
     assert "OPENAI_API_KEY" not in outcome.actual and "PATH" in outcome.actual
 
 
-def test_detached_grandchildren_do_not_survive_the_run():
+def test_detached_grandchildren_do_not_survive_the_run(run):
     code = (
         "import os, time\n"
         "pid = os.fork()\n"
@@ -127,32 +143,33 @@ def _pids() -> set[int]:
 def _sleeping_python(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"harness.py" in f.read()
+            return b"class OutputLimit" in f.read()  # the harness, started with its source on the command line
     except OSError:
         return False
 
 
-def test_the_working_directory_is_private_and_removed():
+def test_the_working_directory_is_private_and_removed(run):
     [outcome] = run("import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd())\n", DOUBLE[:1])
     workdir = outcome.actual.strip()
     assert workdir.startswith("/") and "seidr-run-" in workdir and not os.path.exists(workdir)
 
 
 @pytest.mark.skipif(not ROOT, reason="the privilege drop only happens when seidr runs as root")
-def test_as_root_the_program_runs_unprivileged(tmp_path):
+def test_as_root_the_program_runs_unprivileged(run, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
     secret.chmod(0o600)
     code = f"import os\nprint(os.getuid())\nprint(open({str(secret)!r}).read())\n"
     [outcome] = run(code, DOUBLE[:1])
-    assert outcome.status == "error" and "PermissionError" in outcome.error
-    assert int(outcome.actual.split()[0]) != 0
+    # unreadable (process level) or not even there (namespace level: a private /tmp)
+    assert outcome.status == "error" and ("PermissionError" in outcome.error or "FileNotFoundError" in outcome.error)
+    assert int(outcome.actual.split()[0]) != 0 and "top secret" not in outcome.actual
     [outcome] = run(f"open({str(tmp_path / 'planted')!r}, 'w')\n", DOUBLE[:1])
     assert outcome.status == "error" and not (tmp_path / "planted").exists()
 
 
 @pytest.mark.skipif(not ROOT, reason="RLIMIT_NPROC binds only an unprivileged user")
-def test_fork_bomb_is_contained():
+def test_fork_bomb_is_contained(run):
     limits = ExecutionLimits(test_timeout_s=1, total_timeout_s=10, max_processes=32)
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     started = time.monotonic()
@@ -162,19 +179,19 @@ def test_fork_bomb_is_contained():
     assert statuses(run("print(int(input()) * 2)\n", DOUBLE[:1])) == ["pass"]
 
 
-def test_killing_its_supervisor_only_fails_its_own_tests():
+def test_killing_its_supervisor_only_fails_its_own_tests(run):
     outcomes = run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
     assert statuses(outcomes) == ["error"] * 3
     assert statuses(run("print(int(input()) * 2)\n")) == ["pass"] * 3
 
 
-def test_a_test_that_kills_its_own_process_does_not_stop_the_next():
+def test_a_test_that_kills_its_own_process_does_not_stop_the_next(run):
     code = "import os, signal\nn = int(input())\nif n == 0:\n    os.kill(os.getpid(), signal.SIGKILL)\nprint(n * 2)\n"
     outcomes = run(code)
     assert statuses(outcomes) == ["error", "pass", "pass"] and "SIGKILL" in outcomes[0].error
 
 
-def test_whole_run_timeout_bounds_a_slow_program():
+def test_whole_run_timeout_bounds_a_slow_program(run):
     limits = ExecutionLimits(test_timeout_s=1, total_timeout_s=2)
     started = time.monotonic()
     outcomes = run("import time\ntime.sleep(0.6)\n", [Example("1\n", "")] * 10, limits=limits)
@@ -182,7 +199,7 @@ def test_whole_run_timeout_bounds_a_slow_program():
     assert "timeout" in statuses(outcomes) and statuses(outcomes)[0] == "pass"
 
 
-def test_function_mode_runs_asserts_against_the_program():
+def test_function_mode_runs_asserts_against_the_program(run):
     code = "def add(a, b):\n    return a + b if a != 7 else 0\n\nif __name__ == '__main__':\n    input()\n"
     tests = [Example("candidate = add\nassert candidate(1, 2) == 3\n"),
              Example("candidate = add\nassert candidate(7, 1) == 8\n"),
@@ -190,14 +207,14 @@ def test_function_mode_runs_asserts_against_the_program():
     assert statuses(run(code, tests, mode="function")) == ["pass", "wrong", "error"]
 
 
-def test_each_test_starts_with_fresh_program_globals():
+def test_each_test_starts_with_fresh_program_globals(run):
     code = "count = globals().get('count', 0) + 1\nprint(count)\n"
     assert [o.actual for o in run(code, [Example("", "1\n")] * 3)] == ["1\n"] * 3
 
 
-def test_many_programs_in_parallel_keep_their_results_apart():
+def test_many_programs_in_parallel_keep_their_results_apart(isolation):
     async def many():
-        executor = PythonExecutor(LIMITS)
+        executor = PythonExecutor(Sandbox(LIMITS, isolation=isolation))
         codes = [f"print(int(input()) * {k})\n" for k in range(8)]
         return await asyncio.gather(*(executor.run(code, DOUBLE, "stdio") for code in codes))
 
@@ -206,7 +223,56 @@ def test_many_programs_in_parallel_keep_their_results_apart():
                                               ["pass", "wrong", "wrong"] for k in range(8)]
 
 
-def test_two_thousand_tests_in_one_run():
+def test_two_thousand_tests_in_one_run(run):
     tests = [Example(f"{n}\n", f"{n * n}\n") for n in range(2000)]
     outcomes = run("n = int(input())\nprint(n * n)\n", tests)
     assert len(outcomes) == 2000 and all(o.passed for o in outcomes)
+
+
+def test_writes_to_home_and_project_folders_fail(run, isolation):
+    from seidr.config import REPO_ROOT
+
+    targets = [os.path.expanduser("~/seidr-planted.txt"), str(REPO_ROOT / "seidr-planted.txt")]
+    code = "import sys\nassert sys.argv == ['program']\nfor path in %r:\n    try:\n        open(path, 'w').write('x')\n" \
+           "        print('wrote', path)\n    except OSError as error:\n        print('refused', type(error).__name__)\n" % (targets,)
+    if not ROOT and isolation == "process":
+        pytest.skip("at the process level without root the program has the user's own rights")
+    [outcome] = run(code, DOUBLE[:1])
+    assert "wrote" not in outcome.actual and not any(os.path.exists(t) for t in targets)
+
+
+def test_deleting_files_beside_its_working_directory_fails(run, isolation):
+    import tempfile
+
+    neighbour = tempfile.NamedTemporaryFile(prefix="seidr-neighbour-", delete=False)
+    neighbour.close()
+    try:
+        code = ("import os\nfor name in os.listdir('..'):\n    try:\n        os.remove(os.path.join('..', name))\n"
+                "    except OSError:\n        pass\nprint('done')\n")
+        [outcome] = run(code, DOUBLE[:1])
+        assert outcome.actual == "done\n"
+        if ROOT or isolation == "namespace":
+            assert os.path.exists(neighbour.name)
+    finally:
+        os.unlink(neighbour.name)
+
+
+def test_network_is_reachable_only_at_the_process_level(run, isolation):
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept(), daemon=True).start()
+    code = f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    print('connected')\n" \
+           "except OSError as error:\n    print('blocked', type(error).__name__)\n"
+    try:
+        [outcome] = run(code, DOUBLE[:1])
+    finally:
+        server.close()
+    if isolation == "namespace":
+        assert outcome.actual.startswith("blocked")
+    else:
+        assert outcome.actual == "connected\n"  # documented: the process level does not block the network

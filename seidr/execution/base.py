@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Status = Literal["pass", "wrong", "error", "timeout", "output_limit", "memory", "syntax"]
+Status = Literal["pass", "wrong", "error", "timeout", "output_limit", "memory", "syntax", "compile"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +36,5 @@ class ExecutionLimits:
     max_processes: int = 256  # RLIMIT_NPROC (per user; a fork bomb stops here)
     max_file_bytes: int = 16 * 1024 * 1024  # RLIMIT_FSIZE
     max_output_bytes: int = 64 * 1024  # stdout kept per test; more stops the test
+    compile_timeout_s: float = 30.0  # C++: wall clock for one compile
+    compile_memory_mb: int = 2048  # C++: address space of the compiler

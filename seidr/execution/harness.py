@@ -1,7 +1,8 @@
 """Runs one program over many tests inside the sandbox. Standalone: standard library only.
 
-Started as `python -I harness.py '<limits json>'` with the job (code, mode, test inputs) on
-stdin; writes one JSON line per test to stdout. The expected outputs never enter the sandbox:
+Started as `python -I -c <this file> '<limits json>'` with the job on stdin; writes one JSON
+line per test to stdout. Jobs: Python source run in-process ("stdio", "function"), or a
+compiled program ("binary", after an optional compile step) run once per test. The expected outputs never enter the sandbox:
 seidr compares outputs outside, so a program cannot read the answers out of memory.
 
 Shape: this process (the supervisor) applies the limits, drops privileges, compiles the program
@@ -48,11 +49,10 @@ class LimitedBytes(io.RawIOBase):
         return len(chunk)
 
 
-def apply_limits(limits):
+def apply_limits(limits, memory_mb):
     """Resource limits and the privilege drop, before any untrusted code exists in this process."""
-    mb = 1024 * 1024
     caps = {
-        resource.RLIMIT_AS: limits["memory_mb"] * mb,
+        resource.RLIMIT_AS: memory_mb * 1024 * 1024,
         resource.RLIMIT_FSIZE: limits["max_file_bytes"],
         resource.RLIMIT_NPROC: limits["max_processes"],
         resource.RLIMIT_CORE: 0,
@@ -71,6 +71,11 @@ def apply_limits(limits):
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except (OSError, AttributeError):
         pass
+
+
+def set_memory(memory_mb):
+    value = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (value, value))
 
 
 def program_traceback(exc):
@@ -210,17 +215,137 @@ def death_result(index, status):
     return {"i": index, "status": "crash", "error": "the program ended the test process"}
 
 
+def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap):
+    """Run an executable once (a compiler, or a compiled program on one test) in its own process
+    group with its own limits. Returns (status, exit code or signal, stdout, stderr).
+
+    posix_spawn (a vfork, no copy of this interpreter's page tables) is twice as fast as
+    fork + exec here. It cannot set limits in the child, so this process lowers its own soft
+    limits around the spawn and the child inherits them; the CPU limit is this process's usage
+    plus the child's share, since a fresh child counts from zero."""
+    out_path, err_path = "stdout.txt", "stderr.txt"
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    spent = int(usage.ru_utime + usage.ru_stime) + 1
+    saved = {which: resource.getrlimit(which) for which in (resource.RLIMIT_CPU, resource.RLIMIT_FSIZE,
+                                                            resource.RLIMIT_AS)}
+    wanted = {resource.RLIMIT_CPU: spent + cpu_s, resource.RLIMIT_FSIZE: output_cap,
+              resource.RLIMIT_AS: memory_mb * 1024 * 1024}
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        for which, value in wanted.items():
+            resource.setrlimit(which, (min(value, saved[which][1]), saved[which][1]))
+        pid = os.posix_spawn(argv[0], argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+                             file_actions=[(os.POSIX_SPAWN_OPEN, 0, stdin_path, os.O_RDONLY, 0),
+                                           (os.POSIX_SPAWN_OPEN, 1, out_path, flags, 0o600),
+                                           (os.POSIX_SPAWN_OPEN, 2, err_path, flags, 0o600)],
+                             setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE))
+    finally:
+        for which, (soft, hard) in saved.items():
+            resource.setrlimit(which, (soft, hard))
+    status = wait_with_timeout(pid, wall_s)
+    stdout = read_text(out_path, output_cap)
+    stderr = read_text(err_path, 16384)
+    if status is None:
+        return "timeout", None, stdout, stderr
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        verdict = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(number, "crash")
+        return verdict, number, stdout, stderr
+    return ("ok" if os.WEXITSTATUS(status) == 0 else "exit"), os.WEXITSTATUS(status), stdout, stderr
+
+
+def wait_with_timeout(pid, wall_s):
+    """The child's wait status, or None after killing its group when it overran `wall_s`."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        finished = poller.poll(wall_s * 1000)
+    finally:
+        os.close(pidfd)
+    if not finished:
+        kill_group(pid)
+        return None
+    status = os.waitpid(pid, 0)[1]
+    try:  # whatever it left running in its group goes too
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return status
+
+
+def read_text(path, cap):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(cap).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def run_binary_tests(job, limits, emit):
+    """Compile once (when asked), then run the binary on every test."""
+    if job.get("compile"):
+        status, code, _, errors = run_process(
+            job["compile"], os.devnull, limits, cpu_s=int(limits["compile_timeout_s"]) + 1,
+            wall_s=limits["compile_timeout_s"], memory_mb=limits["compile_memory_mb"],
+            output_cap=limits["max_file_bytes"])
+        if status != "ok":
+            message = trim_compiler(errors) if status == "exit" else {
+                "timeout": f"compiling took longer than {limits['compile_timeout_s']} s",
+            }.get(status, f"the compiler was killed ({status} {code})")
+            for index in range(len(job["tests"])):
+                emit({"i": index, "status": "compile", "error": message})
+            return
+    set_memory(limits["memory_mb"])
+    binary = os.path.abspath(job["binary"])
+    for index, test in enumerate(job["tests"]):
+        with open("input.txt", "w", encoding="utf-8") as handle:
+            handle.write(test)
+        status, code, stdout, stderr = run_process(
+            [binary], "input.txt", limits, cpu_s=limits["test_cpu_s"], wall_s=limits["test_timeout_s"],
+            memory_mb=limits["memory_mb"], output_cap=limits["max_output_bytes"])
+        result = {"i": index, "stdout": stdout}
+        if status == "ok":
+            result["status"] = "ok"
+        elif status == "exit":
+            result.update(status="exception", error=tail(stderr) or f"exited with status {code}")
+        elif status == "timeout":
+            result.update(status="timeout", error=f"took longer than {limits['test_timeout_s']} s")
+        elif status == "output_limit":
+            result.update(status="output_limit", error="printed more than the output limit")
+        else:
+            name = signal.Signals(code).name if code in signal.Signals._value2member_map_ else str(code)
+            result.update(status="crash", error=(tail(stderr) + "\n" if stderr.strip() else "") + f"killed by signal {name}")
+        emit(result)
+
+
+def trim_compiler(text, lines=15, chars=1500):
+    """The first errors of a compiler message: what a repair needs, without the cascade."""
+    kept = [line for line in text.splitlines() if line.strip()][:lines]
+    return "\n".join(kept)[:chars]
+
+
+def tail(text, lines=10):
+    return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if text.strip() else ""
+
+
 def main():
     limits = json.loads(sys.argv[1])
-    apply_limits(limits)
+    sys.argv = ["program"]  # what a program run as a script would see; nothing of the harness
     job = json.loads(sys.stdin.read())
-    tests = job["tests"]
     out = sys.stdout
 
     def emit(result):
         out.write(json.dumps(result) + "\n")
         out.flush()
 
+    if job["mode"] == "binary":
+        # the compiler needs more memory than a test may use; set_memory lowers it after compiling
+        apply_limits(limits, max(limits["memory_mb"], limits["compile_memory_mb"]))
+        run_binary_tests(job, limits, emit)
+        return
+    apply_limits(limits, limits["memory_mb"])
+    tests = job["tests"]
     source = job["code"]
     try:
         code = compile(source, PROGRAM, "exec")

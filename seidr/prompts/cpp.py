@@ -1,0 +1,10 @@
+"""Prompts for C++17 programs (PSB2's stdin/stdout tasks)."""
+
+from functools import partial
+
+from seidr.prompts import common
+
+LANGUAGE = common.Language(name="C++17", fence="cpp")
+draft = partial(common.draft, LANGUAGE)
+explain = partial(common.explain, LANGUAGE)
+repair = partial(common.repair, LANGUAGE)

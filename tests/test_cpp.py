@@ -1,0 +1,77 @@
+"""C++ programs: one compile per source, the binary run per test, in the same sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from seidr.execution.base import ExecutionLimits
+from seidr.execution.cpp import CppExecutor
+from seidr.execution.sandbox import Sandbox, bwrap_works
+from seidr.problem import Example
+
+LIMITS = ExecutionLimits(test_timeout_s=1, test_cpu_s=1, total_timeout_s=20, compile_timeout_s=30)
+DOUBLE = [Example(f"{n}\n", f"{2 * n}\n") for n in range(3)]
+GOOD = "#include <iostream>\nint main() { long n; std::cin >> n; std::cout << 2 * n << std::endl; }\n"
+LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
+    not bwrap_works(), reason="bubblewrap is not installed or cannot make namespaces here"))]
+
+
+@pytest.fixture(params=LEVELS)
+def cpp(request):
+    return CppExecutor(Sandbox(LIMITS, isolation=request.param))
+
+
+def run(executor, code, tests=DOUBLE):
+    return asyncio.run(executor.run(code, tests, "stdio"))
+
+
+def test_correct_program_passes_and_partial_credit_counts_lines(cpp):
+    assert [o.status for o in run(cpp, GOOD)] == ["pass"] * 3
+    [outcome] = run(cpp, "#include <cstdio>\nint main() { puts(\"1\"); puts(\"2\"); puts(\"4\"); }\n",
+                    [Example("\n", "1\n2\n3\n")])
+    assert outcome.status == "wrong" and outcome.score == pytest.approx(2 / 3)
+
+
+def test_compile_error_is_a_verdict_with_the_compilers_first_lines(cpp):
+    outcomes = run(cpp, "int main() { return undeclared; }\n")
+    assert [o.status for o in outcomes] == ["compile"] * 3
+    assert "undeclared" in outcomes[0].error and "error" in outcomes[0].error
+    assert outcomes[0].error.count("\n") < 15
+
+
+def test_the_binary_is_compiled_once_per_source(cpp):
+    run(cpp, GOOD)
+    binaries = [p for p in cpp._binaries.iterdir() if not p.name.endswith(".cpp")]
+    assert len(binaries) == 1
+    run(cpp, GOOD, [Example("5\n", "10\n")])
+    assert [p for p in cpp._binaries.iterdir() if not p.name.endswith(".cpp")] == binaries
+
+
+def test_crashes_timeouts_and_floods_are_verdicts(cpp):
+    assert run(cpp, "int main() { int *p = nullptr; *p = 1; }\n", DOUBLE[:1])[0].error.endswith("SIGSEGV")
+    assert run(cpp, "int main() { while (true) {} }\n", DOUBLE[:1])[0].status == "timeout"
+    flood = "#include <iostream>\nint main() { while (true) std::cout << \"xxxxxxxxxxxxxxxx\"; }\n"
+    assert run(cpp, flood, DOUBLE[:1])[0].status == "output_limit"
+    outcome = run(cpp, "int main() { return 3; }\n", DOUBLE[:1])[0]
+    assert outcome.status == "error" and "status 3" in outcome.error
+
+
+def test_a_template_bomb_is_stopped_by_the_compile_limits():
+    limits = ExecutionLimits(test_timeout_s=1, total_timeout_s=10, compile_timeout_s=3, compile_memory_mb=1024)
+    bomb = ("#include <utility>\ntemplate <class T, int N> struct Grow { using type = typename "
+            "Grow<std::pair<T, T>, N - 1>::type; };\ntemplate <class T> struct Grow<T, 0> { using type = T; };\n"
+            "int main() { Grow<int, 40>::type x{}; (void)x; }\n")
+    executor = CppExecutor(Sandbox(limits, isolation="process"))
+    [outcome] = run(executor, bomb, DOUBLE[:1])
+    assert outcome.status == "compile"
+
+
+def test_float_tolerance_is_off_by_default_and_on_when_asked():
+    third = [Example("\n", "0.3333333333333333\n")]
+    code = "#include <cstdio>\nint main() { printf(\"%.5f\\n\", 1.0 / 3); }\n"
+    strict = CppExecutor(Sandbox(LIMITS, isolation="process"))
+    assert run(strict, code, third)[0].status == "wrong"
+    tolerant = CppExecutor(Sandbox(LIMITS, isolation="process"), float_tolerance=1e-4)
+    assert run(tolerant, code, third)[0].status == "pass"
