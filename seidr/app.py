@@ -105,7 +105,7 @@ class Evaluator:
 
     async def run(self, code: str, tests: Sequence[Example]) -> list[TestOutcome]:
         source = self.problem.preamble + code if self.problem.preamble else code
-        digest = hashlib.sha256(source.encode()).hexdigest()
+        digest = self._digest(code)
         missing = [test for test in dict.fromkeys(tests) if (digest, test) not in self._verdicts]
         self.cached_verdicts += len(tests) - len(missing)
         if missing:
@@ -117,6 +117,16 @@ class Evaluator:
         if self.critic is None or self.problem.mode != "stdio":
             return outcomes
         return [self._judge(test, outcome) for test, outcome in zip(tests, outcomes)]
+
+    def remember(self, code: str, tests: Sequence[Example], outcomes: Sequence[TestOutcome]) -> None:
+        """Verdicts known from elsewhere (an earlier run of the job), so `run` need not run them."""
+        digest = self._digest(code)
+        for test, outcome in zip(tests, outcomes):
+            self._verdicts[(digest, test)] = outcome
+
+    def _digest(self, code: str) -> str:
+        source = self.problem.preamble + code if self.problem.preamble else code
+        return hashlib.sha256(source.encode()).hexdigest()
 
     def _judge(self, test: Example, outcome: TestOutcome) -> TestOutcome:
         if outcome.status not in ("pass", "wrong"):
@@ -148,6 +158,15 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
                       critic: Critic | None = None) -> JobOutcome:
     """Search one problem with the parts `cfg` names (or the given backend), saving as it goes."""
     started = time.monotonic()
+    recorder = RunRecorder(output_dir)
+    if (finished := recorder.finished_result()) is not None:
+        log.info("this job already finished in %s: nothing to do", output_dir)
+        programs = recorder.earlier
+        best = next((p for p in programs if p.id == finished.get("best_program_id")), None)
+        usage = Usage(**{key: finished.get(name, 0) for key, name in (
+            ("calls", "llm_calls"), ("prompt_tokens", "prompt_tokens"), ("completion_tokens", "completion_tokens"),
+            ("cache_hits", "cache_hits"))}, cost_usd=finished.get("cost_usd"))
+        return JobOutcome(result=finished, programs=programs, best=best, usage=usage, output_dir=output_dir)
     executor = make_executor(cfg)
     if executor.language == "cpp" and problem.mode != "stdio":
         raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
@@ -159,13 +178,18 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "max_programs", "drafts_per_prompt", "explanations_per_program", "repairs_per_explanation", "beam_width")},
         greedy_first_draft=bool(cfg.search.greedy_first_draft), bad_replies=str(cfg.search.bad_replies))
     selection = build(cfg.selection)
-    recorder = RunRecorder(output_dir)
     log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
              cfg.language, len(problem.valid), len(problem.test), problem.split)
 
     llm = make_client(cfg, backend)
     evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
                           critic=critic)
+    if recorder.earlier:
+        # Resume: the search is replayed from the start; the LLM cache answers the requests it
+        # made before, and the recorded verdicts stand in for running those programs again.
+        log.info("resuming: %d programs were recorded in %s", len(recorder.earlier), recorder.programs_path)
+        for program in recorder.earlier:
+            evaluator.remember(program.code, problem.valid, program.outcomes)
     try:
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:

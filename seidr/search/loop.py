@@ -72,6 +72,9 @@ class SeidrSearch:
         self._reserved = 0  # programs planned or made: the budget is checked against this
         self._pending: list[asyncio.Task] = []
         self.dropped_replies = 0
+        self._slots_planned = 0  # search-order positions handed out to requests
+        self._next_slot = 0  # the next position to record
+        self._arrived: dict[int, dict | None] = {}
 
     @property
     def solved(self) -> bool:
@@ -90,13 +93,12 @@ class SeidrSearch:
         count = self._reserve(self.params.drafts_per_prompt)
         messages = self.prompts.draft(self.problem)
         greedy = 1 if self.params.greedy_first_draft and count > 0 else 0
-        requests = []
+        jobs = []
         if greedy:
-            requests.append(self.llm.sample(messages, n=1, temperature=0.0))
+            jobs.append(self._job(messages, 1, 0.0, None, "draft", 0, None))
         if count - greedy > 0:
-            requests.append(self.llm.sample(messages, n=count - greedy))
-        replies = [c for batch in await asyncio.gather(*requests) for c in batch]
-        return await self._score_all([(reply, None, "draft", 0, None) for reply in replies])
+            jobs.append(self._job(messages, count - greedy, None, None, "draft", 0, None))
+        return await self._run_generation(jobs)
 
     async def _next_generation(self, parents: Sequence[Program], generation: int) -> list[Program]:
         per_parent = self.params.explanations_per_program * self.params.repairs_per_explanation
@@ -117,9 +119,10 @@ class SeidrSearch:
             for index, text in enumerate(texts):
                 n = min(repairs, slots - index * repairs)
                 if n > 0:
-                    jobs.append(self._repair(parent, test, text, n, generation))
-        children = await self._run_until_solved(jobs)
-        return [child for batch in children for child in batch]
+                    messages = self.prompts.repair(self.problem, parent.code, self.problem.valid[test],
+                                                   parent.outcomes[test], text)
+                    jobs.append(self._job(messages, n, None, parent.id, "repair", generation, text))
+        return await self._run_generation(jobs)
 
     async def _explain(self, parent: Program, test: int | None, slots: int) -> list[str]:
         assert test is not None, "only failing programs are explained"
@@ -127,52 +130,63 @@ class SeidrSearch:
         messages = self.prompts.explain(self.problem, parent.code, self.problem.valid[test], parent.outcomes[test])
         return [c.text.strip() for c in await self.llm.sample(messages, n=n)]
 
-    async def _repair(self, parent: Program, test: int | None, explanation: str, n: int,
-                      generation: int) -> list[Program]:
-        assert test is not None
-        messages = self.prompts.repair(self.problem, parent.code, self.problem.valid[test],
-                                       parent.outcomes[test], explanation)
-        replies = await self.llm.sample(messages, n=n)
-        return await self._score_all([(reply, parent.id, "repair", generation, explanation) for reply in replies])
+    def _job(self, messages, n: int, temperature: float | None, parent_id: int | None, kind: Kind,
+             generation: int, explanation: str | None) -> Awaitable[None]:
+        """One LLM request for `n` programs, given the next `n` slots of the search order."""
+        first = self._slots_planned
+        self._slots_planned += n
 
-    async def _score_all(self, items: list[tuple[Completion, int | None, Kind, int, str | None]]) -> list[Program]:
-        programs = await asyncio.gather(*(self._score(*item) for item in items))
-        return [p for p in programs if p is not None]
+        async def job() -> None:
+            replies = await self.llm.sample(messages, n=n, temperature=temperature)
+            await asyncio.gather(*(self._score(first + i, reply, parent_id, kind, generation, explanation)
+                                   for i, reply in enumerate(replies[:n])))
+            for slot in range(first + len(replies), first + n):  # a backend that returned fewer
+                self._arrive(slot, None)
 
-    async def _score(self, reply: Completion, parent_id: int | None, kind: Kind, generation: int,
-                     explanation: str | None) -> Program | None:
+        return job()
+
+    async def _score(self, slot: int, reply: Completion, parent_id: int | None, kind: Kind, generation: int,
+                     explanation: str | None) -> None:
         issue = reply_issue(reply.text, reply.finish_reason)
         if issue and self.params.bad_replies == "drop":
             self.dropped_replies += 1
-            return None
+            self._arrive(slot, None)
+            return
         code = extract_code(reply.text, self.language, must_define=self.problem.entry_point)
         outcomes = await self.evaluate(code)
-        if self.solved:  # a sibling solved the problem while this one ran: the search is over
-            return None
-        program = Program(
-            id=len(self.programs), parent_id=parent_id, kind=kind, generation=generation, code=code,
-            outcomes=tuple(outcomes), explanation=explanation, finish_reason=reply.finish_reason, reply_issue=issue,
-        )
-        self.programs.append(program)
-        if better(program, self.best):
-            self.best = program
-        self.on_program(program)
-        if program.solved:
-            self._cancel_pending()
-        return program
+        self._arrive(slot, dict(parent_id=parent_id, kind=kind, generation=generation, code=code,
+                                outcomes=tuple(outcomes), explanation=explanation,
+                                finish_reason=reply.finish_reason, reply_issue=issue))
 
-    async def _run_until_solved(self, jobs: list[Awaitable[list[Program]]]) -> list[list[Program]]:
-        """Run jobs concurrently; when one of them solves the problem, cancel the rest."""
+    def _arrive(self, slot: int, made: dict | None) -> None:
+        """Programs are recorded in search order (the order they were asked for), whatever order
+        they finish in: the tree, the ids and the stopping point do not depend on timing, so a
+        rerun that replays the same replies rebuilds the same tree."""
+        self._arrived[slot] = made
+        while self._next_slot in self._arrived:
+            made = self._arrived.pop(self._next_slot)
+            self._next_slot += 1
+            if made is None or self.solved:
+                continue  # a dropped reply, or one asked for before a program earlier in order solved
+            program = Program(id=len(self.programs), **made)
+            self.programs.append(program)
+            if better(program, self.best):
+                self.best = program
+            self.on_program(program)
+            if program.solved:
+                self._cancel_pending()
+
+    async def _run_generation(self, jobs: list[Awaitable[None]]) -> list[Program]:
+        """Run a generation's jobs concurrently; when a program solves, cancel the rest."""
+        start = len(self.programs)
         self._pending = [asyncio.ensure_future(job) for job in jobs]
         if self._pending:
             await asyncio.wait(self._pending)
-        results = []
         for task in self._pending:
-            if task.cancelled():
-                continue
-            results.append(task.result())  # re-raises a job's own error
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # a job's own error (e.g. the server is gone)
         self._pending = []
-        return results
+        return self.programs[start:]
 
     def _cancel_pending(self) -> None:
         current = asyncio.current_task()

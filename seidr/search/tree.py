@@ -47,7 +47,11 @@ class Program:
         return min(failing, key=lambda i: self.outcomes[i].score) if failing else None
 
     def record(self) -> dict[str, Any]:
-        """The JSON line written to programs.jsonl."""
+        """The JSON line written to programs.jsonl. Besides the verdicts it keeps what the
+        explain step shows of the worst failing test, so a resumed run rebuilds the same prompts."""
+        worst = self.worst_failure()
+        feedback = None if worst is None else {
+            "test": worst, "actual": self.outcomes[worst].actual, "error": self.outcomes[worst].error}
         return {
             "id": self.id,
             "parent_id": self.parent_id,
@@ -63,7 +67,21 @@ class Program:
             "passed": [o.passed for o in self.outcomes],
             "scores": self.scores,
             "statuses": [o.status for o in self.outcomes],
+            "feedback": feedback,
         }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Program":
+        """The program a programs.jsonl line describes (outputs kept only for its feedback test)."""
+        feedback = record.get("feedback") or {}
+        outcomes = tuple(
+            TestOutcome(status, score, actual=feedback.get("actual", "") if i == feedback.get("test") else "",
+                        error=feedback.get("error", "") if i == feedback.get("test") else "")
+            for i, (status, score) in enumerate(zip(record["statuses"], record["scores"])))
+        return cls(id=record["id"], parent_id=record["parent_id"], kind=record["kind"],
+                   generation=record["generation"], code=record["code"], outcomes=outcomes,
+                   explanation=record.get("explanation"), finish_reason=record.get("finish_reason"),
+                   reply_issue=record.get("reply_issue"))
 
 
 def better(a: Program, b: Program | None) -> bool:
