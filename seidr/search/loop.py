@@ -182,10 +182,12 @@ class SeidrSearch:
         self._pending = [asyncio.ensure_future(job) for job in jobs]
         if self._pending:
             await asyncio.wait(self._pending)
-        for task in self._pending:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # a job's own error (e.g. the server is gone)
+        # every job's error is retrieved (so none is reported as lost); the first is raised
+        errors = [task.exception() for task in self._pending if not task.cancelled()]
         self._pending = []
+        for error in errors:
+            if error is not None:
+                raise error  # a job's own error (e.g. the server is gone)
         return self.programs[start:]
 
     def _cancel_pending(self) -> None:
