@@ -29,6 +29,7 @@ from seidr.problem import Example, Problem
 from seidr.search.loop import SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program
 from seidr.tracking.results import RunRecorder
+from seidr.tracking.trackers import Trackers
 
 log = logging.getLogger("seidr")
 
@@ -190,10 +191,12 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         log.info("resuming: %d programs were recorded in %s", len(recorder.earlier), recorder.programs_path)
         for program in recorder.earlier:
             evaluator.remember(program.code, problem.valid, program.outcomes)
+    trackers = Trackers(cfg, problem, output_dir, recorder.programs_path)
     try:
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:
                 recorder.add_program(program)
+                trackers.add_program(program, search.best, llm.usage.as_dict())
                 best = search.best
                 progress.update(task, advance=1, best=f"{best.score:.3f}" if best else "-")
                 log.info("program %d (%s, gen %d, parent %s): score %.3f, passed %d/%d", program.id, program.kind,
@@ -244,6 +247,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "error": str(failure) if failure else None,
     }
     recorder.write_result(result)
+    trackers.finish(result, outcome.programs)
     log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in llm.usage.as_dict().items()))
     if failure:
         raise failure

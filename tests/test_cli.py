@@ -15,7 +15,9 @@ from seidr.config import REPO_ROOT
 
 def run_main(*overrides: str, env: dict[str, str] | None = None, data_dir: Path | None = None,
              output_root: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    args = [sys.executable, str(REPO_ROOT / "main.py"), *overrides]
+    # W&B and the git archive have tests of their own (test_tracking.py); elsewhere they only cost time
+    quiet = [] if any(o.startswith("tracking") for o in overrides) else ["tracking=none"]
+    args = [sys.executable, str(REPO_ROOT / "main.py"), *overrides, *quiet]
     if data_dir is not None:
         args.append(f"paths.data_dir={data_dir}")
     if output_root is not None:

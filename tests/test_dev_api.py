@@ -15,7 +15,7 @@ from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main
 
 # the scripted replies differ between tests while the prompts do not: no replay across tests
-NO_CACHE = ["model.cache=false"]
+NO_CACHE = ["model.cache=false", "tracking=none"]
 DOUBLE_WRONG = "```python\nprint(int(input()) + 2)\n```"
 DOUBLE_RIGHT = "```python\nprint(int(input()) * 2)\n```"
 

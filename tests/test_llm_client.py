@@ -122,6 +122,6 @@ def test_a_reply_in_the_wrong_language_becomes_a_failing_program(tmp_path):
 
     backend = ScriptedBackend(lambda step, messages, index: "```javascript\nconsole.log(2 * readline());\n```")
     result = dev.develop("Double it.", examples=[("1", "2")], model=backend, max_programs=3, output_dir=tmp_path,
-                         overrides=["model.cache=false"])
+                         overrides=["model.cache=false", "tracking=none"])
     assert not result.solved and len(result.programs) == 3
     assert all(p.outcomes[0].status in ("syntax", "error") for p in result.programs)  # never a crash

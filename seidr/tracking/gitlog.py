@@ -1,0 +1,168 @@
+"""A git archive of every job's programs (GitPython).
+
+Each job commits to its own branch, `seidr/<dataset>/<problem>/<language>/<config hash>`, in a
+repository that is created if missing (by default under the output root). Commits are written
+with git's plumbing (blobs, `mktree`, a commit, then a compare-and-swap update of the branch), so no work tree is checked out and jobs never touch each other's files.
+That is why concurrent jobs can share one archive without a lock: git writes objects
+atomically, each job owns its branch, and `update-ref` with the expected old value refuses a
+lost update instead of corrupting anything. Pushes go in batches (every `push_every` programs
+and at the end) with retries; a failed push is a warning and the commits wait for the next one."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import subprocess
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import git
+from gitdb import IStream
+
+from seidr.search.tree import Program
+
+log = logging.getLogger("seidr.tracking")
+
+
+def branch_name(dataset: str, problem: str, language: str, config: dict[str, Any]) -> str:
+    """One branch per problem, language and search configuration."""
+    digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:10]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", problem).strip("-.") or "problem"
+    return f"seidr/{dataset}/{slug}/{language}/{digest}"
+
+
+class GitArchive:
+    def __init__(self, path: str | Path, branch: str, extension: str, *, remote: str | None = None,
+                 author_name: str = "seidr", author_email: str = "seidr@localhost", commit_every: int = 10,
+                 push_every: int = 50, push_retries: int = 3) -> None:
+        self.path = Path(path).expanduser()
+        self.branch = branch
+        self.extension = extension
+        self.remote = remote or None
+        self.author = git.Actor(author_name, author_email)
+        self.commit_every = max(1, commit_every)
+        self.push_every = max(1, push_every)
+        self.push_retries = max(1, push_retries)
+        self.repo = self._open()
+        self._files: dict[str, str] = {}  # path in the tree -> blob sha, for this branch
+        self._carried = False  # files of earlier commits on the branch merged in
+        self._pending = 0  # programs not committed yet
+        self._unpushed = 0
+        self.commits = 0
+        self.pushes_failed = 0
+
+    def _open(self) -> git.Repo:
+        try:
+            return git.Repo(self.path)
+        except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+            self.path.mkdir(parents=True, exist_ok=True)
+            return git.Repo.init(self.path, bare=True)
+
+    def _head(self) -> str | None:
+        try:
+            return self.repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{self.branch}")
+        except git.GitCommandError:
+            return None
+
+    def _blob(self, data: bytes) -> str:
+        return self.repo.odb.store(IStream("blob", len(data), BytesIO(data))).hexsha.decode()
+
+    def _mktree(self, entries: dict[str, tuple[str, str]]) -> str:
+        """A tree object from {name: (mode, sha)}; plumbing, so no index and no work tree."""
+        listing = "".join(f"{mode} {'tree' if mode == '040000' else 'blob'} {sha}\t{name}\n"
+                          for name, (mode, sha) in sorted(entries.items()))
+        made = subprocess.run(["git", "mktree"], input=listing, cwd=self.path, capture_output=True, text=True,
+                              check=True)
+        return made.stdout.strip()
+
+    def _tree(self) -> str:
+        top: dict[str, tuple[str, str]] = {}
+        programs: dict[str, tuple[str, str]] = {}
+        for name, sha in self._files.items():
+            folder, _, leaf = name.rpartition("/")
+            (programs if folder == "programs" else top)[leaf if folder else name] = ("100644", sha)
+        if programs:
+            top["programs"] = ("040000", self._mktree(programs))
+        return self._mktree(top)
+
+    def add_program(self, program: Program, programs_jsonl: Path) -> None:
+        self._files[f"programs/{program.id:04d}.{self.extension}"] = self._blob(program.code.encode())
+        self._pending += 1
+        if self._pending >= self.commit_every:
+            self.commit(programs_jsonl, f"{program.id + 1} programs")
+
+    def commit(self, programs_jsonl: Path, message: str, extra: dict[str, bytes] | None = None) -> str | None:
+        """Commit what was added since the last commit (with the run's files); returns the commit."""
+        if programs_jsonl.is_file():
+            self._files["programs.jsonl"] = self._blob(programs_jsonl.read_bytes())
+        for name, data in (extra or {}).items():
+            self._files[name] = self._blob(data)
+        if not self._files:
+            return None
+        parent = self._head()
+        if parent and not self._carried:  # keep what earlier runs of this job committed on the branch
+            for line in self.repo.git.ls_tree("-r", parent).splitlines():
+                meta, name = line.split("\t", 1)
+                self._files.setdefault(name, meta.split()[2])
+            self._carried = True
+        tree = self.repo.tree(self._tree())
+        parents = [self.repo.commit(parent)] if parent else []
+        commit = git.Commit.create_from_tree(self.repo, tree, message, parent_commits=parents, head=False,
+                                             author=self.author, committer=self.author)
+        # compare-and-swap: refuses if someone else moved the branch meanwhile
+        self.repo.git.update_ref(f"refs/heads/{self.branch}", commit.hexsha, parent or "0" * 40)
+        self.commits += 1
+        self._unpushed += self._pending
+        self._pending = 0
+        if self.remote and self._unpushed >= self.push_every:
+            self.push()
+        return commit.hexsha
+
+    def finish(self, programs_jsonl: Path, result: dict[str, Any], message: str) -> None:
+        """The last commit (result and best program), the best-program tag, and a final push."""
+        extra = {"result.json": (_json(result) + "\n").encode()}
+        if result.get("best_program"):
+            extra[f"best.{self.extension}"] = result["best_program"].encode()
+        commit = self.commit(programs_jsonl, message, extra)
+        if commit:
+            self.repo.create_tag(f"best/{self.branch}", ref=commit, force=True)
+        if self.remote:
+            self.push()
+
+    def push(self) -> bool:
+        """Push the branch and its tag; retried, and a failure only warns."""
+        refspecs = [f"refs/heads/{self.branch}:refs/heads/{self.branch}"]
+        if any(t.name == f"best/{self.branch}" for t in self.repo.tags):
+            refspecs.append(f"+refs/tags/best/{self.branch}:refs/tags/best/{self.branch}")
+        for attempt in range(1, self.push_retries + 1):
+            try:
+                self.repo.git.push(self.remote, *refspecs)
+                self._unpushed = 0
+                self._push_others()
+                return True
+            except git.GitCommandError as error:
+                last = str(error).strip().splitlines()[-1] if str(error).strip() else "failed"
+                if attempt < self.push_retries:
+                    time.sleep(min(8.0, 0.5 * 2 ** attempt))
+        self.pushes_failed += 1
+        log.warning("git archive: push to %s failed after %d tries (%s); the commits stay in %s and go with the "
+                    "next push", self.remote, self.push_retries, last, self.path)
+        return False
+
+
+    def _push_others(self) -> None:
+        """Best effort: branches of earlier jobs whose pushes failed go along (one that another
+        job is moving at this moment may be refused; its own job pushes it)."""
+        try:
+            self.repo.git.push(self.remote, "refs/heads/seidr/*:refs/heads/seidr/*")
+        except git.GitCommandError:
+            pass
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -1,0 +1,75 @@
+"""The trackers a config asks for (W&B, the git archive), behind one guard: a tracker that
+fails is switched off with a warning, and the run goes on."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from seidr.problem import Problem
+from seidr.search.tree import Program
+
+log = logging.getLogger("seidr.tracking")
+
+
+class Trackers:
+    def __init__(self, cfg: DictConfig, problem: Problem, output_dir: Path, programs_jsonl: Path) -> None:
+        self.programs_jsonl = programs_jsonl
+        self.wandb = None
+        self.git = None
+        tracking = cfg.get("tracking") or {}
+        language, extension = str(cfg.language), {"python": "py", "cpp": "cpp"}.get(str(cfg.language), "txt")
+        key = {"model": cfg.model.name, "selection": str(cfg.selection.get("_target_")), "seed": int(cfg.seed),
+               **{k: v for k, v in OmegaConf.to_container(cfg.search, resolve=True).items()}}
+        name = f"{problem.name} {language} {cfg.model.name} bf{cfg.search.branching_factor} " \
+               f"mp{cfg.search.max_programs} seed{cfg.seed}"
+        if tracking.get("wandb"):
+            w = tracking.wandb
+            group = w.group or (output_dir.parent.name if output_dir.parent.parent.name == "multiruns" else "runs")
+            self.wandb = self._guard("W&B", lambda: _wandb(w, group, name, cfg, output_dir))
+        if tracking.get("git"):
+            g = tracking.git
+            from seidr.tracking.gitlog import GitArchive, branch_name
+
+            self.git = self._guard("git archive", lambda: GitArchive(
+                g.path, branch_name(problem.dataset, problem.name, language, key), extension, remote=g.remote,
+                author_name=g.author_name, author_email=g.author_email, commit_every=int(g.commit_every),
+                push_every=int(g.push_every), push_retries=int(g.push_retries)))
+
+    def _guard(self, what: str, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except Exception as error:  # noqa: BLE001 - tracking must never take the run down
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            log.warning("%s is off for this run: %s", what, first_line)
+            return None
+
+    def _call(self, attribute: str, what: str, action: Callable[[Any], Any]) -> None:
+        """Call a tracker; one that fails is switched off for the rest of the run."""
+        tracker = getattr(self, attribute)
+        if tracker is not None and self._guard(what, lambda: action(tracker) or True) is None:
+            setattr(self, attribute, None)
+
+    def add_program(self, program: Program, best: Program | None, usage: dict[str, Any]) -> None:
+        self._call("wandb", "W&B", lambda run: run.add_program(program, best, usage))
+        self._call("git", "git archive", lambda archive: archive.add_program(program, self.programs_jsonl))
+
+    def finish(self, result: dict[str, Any], programs: list[Program]) -> None:
+        url = self.wandb.url if self.wandb else None
+        self._call("wandb", "W&B", lambda run: run.finish(result, programs))
+        best = result.get("best_program_id")
+        message = (f"{result['problem']} ({result['language']}): {'solved' if result['solved'] else 'not solved'}, "
+                   f"{result['programs']} programs, best score {result['val_score']:.3f}"
+                   + (f" (program {best})" if best is not None else "") + (f"\n\nW&B run: {url}" if url else ""))
+        self._call("git", "git archive", lambda archive: archive.finish(self.programs_jsonl, result, message))
+
+
+def _wandb(w: DictConfig, group: str, name: str, cfg: DictConfig, output_dir: Path):
+    from seidr.tracking.wandb_run import WandbRun
+
+    return WandbRun(project=w.project, entity=w.entity, group=group, name=name,
+                    config=OmegaConf.to_container(cfg, resolve=True), mode=str(w.mode), output_dir=output_dir,
+                    init_timeout_s=float(w.init_timeout_s))
