@@ -159,7 +159,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
                       critic: Critic | None = None) -> JobOutcome:
     """Search one problem with the parts `cfg` names (or the given backend), saving as it goes."""
     started = time.monotonic()
-    recorder = RunRecorder(output_dir)
+    recorder = RunRecorder(output_dir, problem.valid)
     if (finished := recorder.finished_result()) is not None:
         log.info("this job already finished in %s: nothing to do", output_dir)
         programs = recorder.earlier

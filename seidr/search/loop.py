@@ -156,7 +156,8 @@ class SeidrSearch:
         outcomes = await self.evaluate(code)
         self._arrive(slot, dict(parent_id=parent_id, kind=kind, generation=generation, code=code,
                                 outcomes=tuple(outcomes), explanation=explanation,
-                                finish_reason=reply.finish_reason, reply_issue=issue))
+                                finish_reason=reply.finish_reason, reply_issue=issue,
+                                tokens=reply.completion_tokens))
 
     def _arrive(self, slot: int, made: dict | None) -> None:
         """Programs are recorded in search order (the order they were asked for), whatever order

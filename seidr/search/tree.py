@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from seidr.execution.base import TestOutcome
+from seidr.problem import Example
 
 Kind = Literal["draft", "repair"]
 
@@ -23,6 +24,7 @@ class Program:
     explanation: str | None = None
     finish_reason: str | None = None
     reply_issue: str | None = None  # "empty", "truncated", "no_code_block": see prompts.extract
+    tokens: int = 0  # completion tokens of the reply it came from
 
     @property
     def scores(self) -> list[float]:
@@ -46,12 +48,14 @@ class Program:
         failing = [i for i, o in enumerate(self.outcomes) if not o.passed]
         return min(failing, key=lambda i: self.outcomes[i].score) if failing else None
 
-    def record(self) -> dict[str, Any]:
+    def record(self, tests: Sequence[Example] = ()) -> dict[str, Any]:
         """The JSON line written to programs.jsonl. Besides the verdicts it keeps what the
-        explain step shows of the worst failing test, so a resumed run rebuilds the same prompts."""
+        explain step shows of the worst failing test (`tests`: the validation tests, for its input
+        and expected output), so a resumed run rebuilds the same prompts and a viewer can show them."""
         worst = self.worst_failure()
         feedback = None if worst is None else {
-            "test": worst, "actual": self.outcomes[worst].actual, "error": self.outcomes[worst].error}
+            "test": worst, "actual": self.outcomes[worst].actual, "error": self.outcomes[worst].error,
+            **({"input": tests[worst].input, "expected": tests[worst].output} if worst < len(tests) else {})}
         return {
             "id": self.id,
             "parent_id": self.parent_id,
@@ -61,6 +65,7 @@ class Program:
             "code": self.code,
             "finish_reason": self.finish_reason,
             "reply_issue": self.reply_issue,
+            "tokens": self.tokens,
             "val_score": self.score,
             "val_pass_rate": self.pass_rate,
             "solved": self.solved,
@@ -81,7 +86,7 @@ class Program:
         return cls(id=record["id"], parent_id=record["parent_id"], kind=record["kind"],
                    generation=record["generation"], code=record["code"], outcomes=outcomes,
                    explanation=record.get("explanation"), finish_reason=record.get("finish_reason"),
-                   reply_issue=record.get("reply_issue"))
+                   reply_issue=record.get("reply_issue"), tokens=record.get("tokens", 0))
 
 
 def better(a: Program, b: Program | None) -> bool:

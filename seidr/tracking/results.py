@@ -7,9 +7,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from seidr.errors import SeidrError
+from seidr.problem import Example
 from seidr.search.tree import Program
 
 
@@ -17,7 +18,8 @@ class RunRecorder:
     """Writes a run's programs and result into its output folder, and reads back what an
     earlier, interrupted run of the same job left there."""
 
-    def __init__(self, output_dir: str | Path) -> None:
+    def __init__(self, output_dir: str | Path, tests: Sequence[Example] = ()) -> None:
+        self.tests = tuple(tests)  # the validation tests, named in each program's feedback
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.programs_path = self.output_dir / "programs.jsonl"
@@ -57,7 +59,7 @@ class RunRecorder:
                     f"{self.programs_path} holds a different run (program {program.id} differs): rerun in a new "
                     "output folder, or with the same config and model.cache=true to resume")
             return
-        line = json.dumps(program.record(), ensure_ascii=False) + "\n"
+        line = json.dumps(program.record(self.tests), ensure_ascii=False) + "\n"
         with self.programs_path.open("a", encoding="utf-8") as out:
             out.write(line)
             out.flush()
