@@ -26,7 +26,7 @@ from seidr.llm.base import LLMBackend
 from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient, Usage
 from seidr.problem import Example, Problem
-from seidr.search.loop import SearchOutcome, SearchParams, SeidrSearch
+from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program
 from seidr.tracking.results import RunRecorder
 from seidr.tracking.trackers import Trackers
@@ -177,7 +177,10 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
     params = SearchParams(**{k: int(cfg.search[k]) for k in (
         "max_programs", "drafts_per_prompt", "explanations_per_program", "repairs_per_explanation", "beam_width")},
-        greedy_first_draft=bool(cfg.search.greedy_first_draft), bad_replies=str(cfg.search.bad_replies))
+        greedy_first_draft=bool(cfg.search.greedy_first_draft), bad_replies=str(cfg.search.bad_replies),
+        strategy=str(cfg.search.get("strategy", "seidr")))
+    if params.strategy not in STRATEGIES:
+        raise SeidrError(f"search.strategy must be one of {', '.join(STRATEGIES)}, not {params.strategy!r}")
     selection = build(cfg.selection)
     log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
              cfg.language, len(problem.valid), len(problem.test), problem.split)
@@ -228,6 +231,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "model": llm.model_name,
         "seed": int(cfg.seed),
         "selection": getattr(selection, "name", type(selection).__name__),
+        "strategy": params.strategy,
         "solved": outcome.solved,
         "val_score": best.score if best else 0.0,
         "val_pass_rate": best.pass_rate if best else 0.0,
@@ -236,6 +240,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "test_examples": len(problem.test),
         "programs": len(outcome.programs),
         "max_programs": params.max_programs,
+        "branching_factor": int(cfg.search.branching_factor),
         **llm.usage.as_dict(),
         "wall_s": round(time.monotonic() - started, 3),
         "best_program_id": best.id if best else None,

@@ -149,3 +149,27 @@ def test_lexicase_expands_a_specialist_that_beam_drops():
         outcome, _, _, _ = run(drafts_in_order(["0.9 0.9 0", "0 0 1"]), params, LexicaseSelection(), seed)
         lexicase_parents |= repaired_parents(outcome)
     assert lexicase_parents == {"# draft0", "# draft1"}
+
+
+def test_greedy_is_one_draft_at_temperature_zero():
+    outcome, backend, llm, _ = run(never_right, SearchParams(max_programs=10, strategy="greedy"))
+    assert len(outcome.programs) == 1 and [(s, n, t) for s, _, n, t in backend.requests] == [("draft", 1, 0.0)]
+
+
+@pytest.mark.parametrize("budget", [1, 5, 10])
+def test_resample_only_drafts_until_the_budget(budget):
+    outcome, backend, _, _ = run(never_right, SearchParams(max_programs=budget, drafts_per_prompt=2,
+                                                           strategy="resample"))
+    assert len(outcome.programs) == budget and {p.kind for p in outcome.programs} == {"draft"}
+    assert {step for step, *_ in backend.requests} == {"draft"}
+    assert all(p.parent_id is None for p in outcome.programs)
+
+
+def test_resample_stops_when_a_draft_passes():
+    made = iter(range(100))
+
+    def reply(step, messages, index):
+        return tagged("d", "1 1 1") if next(made) == 4 else tagged("d", "0 0 0")
+
+    outcome, _, _, _ = run(reply, SearchParams(max_programs=10, drafts_per_prompt=2, strategy="resample"))
+    assert outcome.solved and len(outcome.programs) == 5

@@ -16,7 +16,8 @@ SCHEDULES = ("fixed", "ramp")
 
 @dataclass
 class Usage:
-    """What the run has spent on the LLM. Cached replies cost no call and no tokens."""
+    """What the run has spent on the LLM. Tokens count every reply the search used, replayed
+    from the cache or not (what the search consumed); calls and cost count real requests only."""
 
     calls: int = 0
     prompt_tokens: int = 0
@@ -88,6 +89,7 @@ class LLMClient:
         key = request_key(self._identity, messages, n=n, temperature=chosen, max_tokens=self.max_tokens, seed=seed)
         if self.cache is not None and (cached := self.cache.get(key)) is not None:
             self.usage.cache_hits += 1
+            self._count_tokens(cached)
             return cached
         async with self._slots:
             completions = await self.backend.generate(messages, n=n, temperature=chosen, max_tokens=self.max_tokens,
@@ -97,12 +99,16 @@ class LLMClient:
         self._account(completions)
         return completions
 
-    def _account(self, completions: Sequence[Completion]) -> None:
+    def _count_tokens(self, completions: Sequence[Completion]) -> tuple[int, int]:
         prompt = sum(c.prompt_tokens for c in completions)
         completion = sum(c.completion_tokens for c in completions)
-        self.usage.calls += 1
         self.usage.prompt_tokens += prompt
         self.usage.completion_tokens += completion
+        return prompt, completion
+
+    def _account(self, completions: Sequence[Completion]) -> None:
+        prompt, completion = self._count_tokens(completions)
+        self.usage.calls += 1
         if self.price is not None and self.usage.cost_usd is not None:
             self.usage.cost_usd += (prompt * self.price["prompt"] + completion * self.price["completion"]) / 1e6
 

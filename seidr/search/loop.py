@@ -36,6 +36,9 @@ class SearchParams:
     beam_width: int = 2
     # the first draft is greedy (temperature 0): small models do best on their most likely answer
     greedy_first_draft: bool = True
+    # seidr: draft, explain, repair, rank; resample: independent drafts until solved or out of
+    # budget (the baseline repair must beat); greedy: one draft at temperature 0
+    strategy: str = "seidr"
     # replies that are empty, cut by the token limit or hold no code block: "keep" them as programs
     # (they fail and are recorded as such) or "drop" them (recorded nowhere as programs)
     bad_replies: str = "keep"
@@ -51,8 +54,11 @@ class SearchOutcome:
         return self.best is not None and self.best.solved
 
 
+STRATEGIES = ("seidr", "resample", "greedy")
+
+
 class SeidrSearch:
-    """Grows one search tree for one problem. `evaluate` scores code on the validation tests;
+    """Grows one search tree for one problem (or, as baselines, samples drafts only). `evaluate` scores code on the validation tests;
     `on_program` sees each program as soon as it is scored (to save it before anything else)."""
 
     def __init__(self, problem: Problem, llm: LLMClient, evaluate: Evaluate, selection: Selection,
@@ -81,12 +87,24 @@ class SeidrSearch:
         return self.best is not None and self.best.solved
 
     async def run(self) -> SearchOutcome:
-        population = await self._synthesize()
-        generation = 0
-        while population and not self.solved and self._reserved < self.params.max_programs:
-            generation += 1
-            parents = self.selection.select(population, self.params.beam_width, self.rng)
-            population = await self._next_generation(parents, generation)
+        if self.params.strategy == "greedy":
+            self._reserve(1)
+            await self._run_generation([self._job(self.prompts.draft(self.problem), 1, 0.0, None, "draft", 0, None)])
+        elif self.params.strategy == "resample":
+            await self._synthesize()
+            batch = 0
+            while not self.solved and self._reserved < self.params.max_programs:
+                batch += 1
+                count = self._reserve(self.params.drafts_per_prompt)
+                await self._run_generation([self._job(self.prompts.draft(self.problem), count, None, None, "draft",
+                                                      batch, None)])
+        else:
+            population = await self._synthesize()
+            generation = 0
+            while population and not self.solved and self._reserved < self.params.max_programs:
+                generation += 1
+                parents = self.selection.select(population, self.params.beam_width, self.rng)
+                population = await self._next_generation(parents, generation)
         return SearchOutcome(programs=list(self.programs), best=self.best)
 
     async def _synthesize(self) -> list[Program]:

@@ -1,0 +1,173 @@
+"""`python -m seidr.report <sweep or benchmark folder>`: every job's result.json under a folder,
+turned into the paper's view: report.md and report.csv (per configuration: problems solved on
+validation and on test, mean test pass rate, programs, tokens, wall time) and PNG plots (anytime
+curves: problems solved against programs spent and against tokens spent, one line per
+configuration; solved problems against tree arity when the folder holds several). Jobs that
+failed or never finished are listed, not dropped."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ConfigSummary:
+    """The jobs of one configuration."""
+
+    config: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # run folders without a result
+    failed: list[str] = field(default_factory=list)  # stopped by an error
+
+    def row(self) -> dict[str, Any]:
+        done = self.results
+        rates = [r["test_pass_rate"] for r in done if r.get("test_pass_rate") is not None]
+        return {
+            "config": self.config, "jobs": len(done) + len(self.unfinished),
+            "solved_validation": sum(bool(r["solved"]) for r in done),
+            "solved_test": sum(r.get("test_pass_rate") == 1.0 for r in done),
+            "mean_test_pass_rate": round(sum(rates) / len(rates), 4) if rates else None,
+            "programs": sum(r["programs"] for r in done),
+            "llm_calls": sum(r.get("llm_calls", 0) for r in done),
+            "tokens": sum(r.get("prompt_tokens", 0) + r.get("completion_tokens", 0) for r in done),
+            "wall_s": round(sum(r.get("wall_s", 0) for r in done), 1),
+            "failed": len(self.failed), "unfinished": len(self.unfinished),
+        }
+
+
+def config_label(result: dict[str, Any]) -> str:
+    strategy = result.get("strategy", "seidr")
+    selection = result.get("selection") if strategy == "seidr" else "-"
+    return (f"{strategy} · {selection} · {result.get('model')} · {result.get('language')} · "
+            f"bf {result.get('branching_factor', '?')} · budget {result.get('max_programs')}")
+
+
+def summarize(folder: Path) -> list[ConfigSummary]:
+    """One summary per configuration found under `folder`."""
+    groups: dict[str, ConfigSummary] = {}
+    unfinished_runs = []
+    for programs in sorted(folder.rglob("programs.jsonl")):
+        result_path = programs.parent / "result.json"
+        if not result_path.is_file():
+            unfinished_runs.append(str(programs.parent.relative_to(folder)))
+            continue
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        result["_folder"] = str(programs.parent.relative_to(folder))
+        label = config_label(result)
+        summary = groups.setdefault(label, ConfigSummary(label))
+        summary.results.append(result)
+        if result.get("stopped") == "error":
+            summary.failed.append(result["_folder"])
+    if unfinished_runs:
+        groups.setdefault("unfinished", ConfigSummary("unfinished")).unfinished.extend(unfinished_runs)
+    return list(groups.values())
+
+
+def table_markdown(summaries: list[ConfigSummary]) -> str:
+    columns = ["config", "jobs", "solved_validation", "solved_test", "mean_test_pass_rate", "programs", "llm_calls",
+               "tokens", "wall_s"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for summary in summaries:
+        row = summary.row()
+        lines.append("| " + " | ".join("" if row[c] is None else str(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def anytime(results: list[dict[str, Any]], key: str) -> tuple[list[float], list[int]]:
+    """Steps of (spend, problems solved with at most that spend): a search stops when it solves,
+    so a solved job's spend is what solving it took."""
+    spent = sorted(float(r[key]) for r in results if r["solved"])
+    return spent, list(range(1, len(spent) + 1))
+
+
+def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    made = []
+    finished = [s for s in summaries if s.results]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for summary in finished:
+        for axis, key in zip(axes, ("programs", "tokens")):
+            results = [dict(r, tokens=r.get("prompt_tokens", 0) + r.get("completion_tokens", 0))
+                       for r in summary.results]
+            x, y = anytime(results, key)
+            axis.step([0, *x], [0, *y], where="post", label=summary.config)
+    for axis, what in zip(axes, ("programs generated", "tokens spent")):
+        axis.set_xlabel(what)
+        axis.set_ylabel("problems solved (validation)")
+        axis.grid(alpha=0.3)
+    axes[1].set_xscale("symlog")
+    axes[0].legend(fontsize=7, loc="lower right")
+    figure.suptitle("Anytime: problems solved against what was spent")
+    figure.tight_layout()
+    made.append(folder / "anytime.png")
+    figure.savefig(made[-1], dpi=120)
+    plt.close(figure)
+    arities = sorted({r.get("branching_factor") for s in finished for r in s.results} - {None})
+    if len(arities) > 1:
+        by_family: dict[str, dict[int, int]] = defaultdict(dict)
+        for summary in finished:
+            for r in summary.results:
+                family = config_label({**r, "branching_factor": "*"})
+                by_family[family][r["branching_factor"]] = by_family[family].get(r["branching_factor"], 0) + bool(
+                    r["solved"])
+        figure, axis = plt.subplots(figsize=(7, 4.5))
+        for family, counts in by_family.items():
+            xs = sorted(counts)
+            axis.plot(xs, [counts[x] for x in xs], marker="o", label=family)
+        axis.set_xscale("log")
+        axis.set_xlabel("tree arity (branching factor)")
+        axis.set_ylabel("problems solved (validation)")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        made.append(folder / "solved_vs_arity.png")
+        figure.savefig(made[-1], dpi=120)
+        plt.close(figure)
+    return made
+
+
+def write_report(folder: Path) -> list[Path]:
+    summaries = summarize(folder)
+    if not summaries:
+        raise FileNotFoundError(f"no seidr jobs (programs.jsonl) under {folder}")
+    rows = [s.row() for s in summaries]
+    with (folder / "report.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plots = plot(summaries, folder)
+    problems = [f"- failed: {f}" for s in summaries for f in s.failed] + \
+               [f"- unfinished: {f}" for s in summaries for f in s.unfinished]
+    text = [f"# seidr report: {folder.name}", "", table_markdown(summaries), "",
+            *(["## Jobs that failed or did not finish", "", *problems, ""] if problems else []),
+            *[f"![{p.stem}]({p.name})" for p in plots], ""]
+    (folder / "report.md").write_text("\n".join(text), encoding="utf-8")
+    return [folder / "report.md", folder / "report.csv", *plots]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m seidr.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        for path in write_report(args.folder):
+            print(path)
+    except FileNotFoundError as error:
+        print(f"seidr.report: error: {error}", file=sys.stderr)
+        return 2
+    print(table_markdown(summarize(args.folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
