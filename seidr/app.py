@@ -63,8 +63,7 @@ def make_executor(cfg: DictConfig):
     if cfg.language not in LANGUAGES:
         raise SeidrError(f"language={cfg.language} is not supported; use one of: {', '.join(LANGUAGES)}")
     limits = ExecutionLimits(**OmegaConf.to_container(cfg.execution.limits, resolve=True))
-    sandbox = Sandbox(limits, isolation=str(cfg.execution.isolation), python=cfg.execution.get("python"),
-                      max_parallel=max(1, int(cfg.execution.workers or os.cpu_count() or 1)) * 2)
+    sandbox = Sandbox(limits, isolation=str(cfg.execution.isolation), python=cfg.execution.get("python"))
     tolerance = cfg.execution.get("float_tolerance")
     if cfg.language == "cpp":
         return CppExecutor(sandbox, compiler=str(cfg.execution.cpp.compiler), flags=list(cfg.execution.cpp.flags),

@@ -282,3 +282,19 @@ def test_network_is_reachable_only_at_the_process_level(run, isolation):
         assert outcome.actual.startswith("blocked")
     else:
         assert outcome.actual == "connected\n"  # documented: the process level does not block the network
+
+
+@pytest.mark.skipif(not ROOT, reason="run users (and their sweeps) exist only when seidr runs as root")
+def test_runs_of_separate_sandboxes_never_sweep_each_other(isolation):
+    """Every run ends by killing all processes of its uid; two seidr sandboxes (two jobs on one
+    node) must therefore never hand out the same uid at the same time."""
+    async def both():
+        slow = PythonExecutor(Sandbox(LIMITS, isolation=isolation))
+        busy = PythonExecutor(Sandbox(LIMITS, isolation=isolation))
+        long_run = asyncio.ensure_future(slow.run("import time\ntime.sleep(0.4)\nprint(int(input()) * 2)\n",
+                                                  DOUBLE, "stdio"))
+        for _ in range(6):
+            await busy.run("print(int(input()) * 2)\n", DOUBLE[:1], "stdio")
+        return await long_run
+
+    assert statuses(asyncio.run(both())) == ["pass"] * 3

@@ -17,9 +17,11 @@ descendants that left the process group with setsid included).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -39,6 +41,8 @@ HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_text(encoding="utf-
 LEVELS = ("auto", "namespace", "process")
 # Run users: uids no account on a normal machine uses (above the login range, below nobody).
 UID_BASE = 61000
+UID_COUNT = 4000
+UID_LOCKS = Path(tempfile.gettempdir()) / "seidr-run-users"
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 HIDDEN_HOMES = ("/root", "/home")
 
@@ -76,8 +80,7 @@ def _namespace_flags() -> list[str]:
 class Sandbox:
     """Runs the harness (see harness.py) on one job under the configured isolation level."""
 
-    def __init__(self, limits: ExecutionLimits, isolation: str = "auto", python: str | None = None,
-                 max_parallel: int = 64) -> None:
+    def __init__(self, limits: ExecutionLimits, isolation: str = "auto", python: str | None = None) -> None:
         if isolation not in LEVELS:
             raise SeidrError(f"execution.isolation must be one of {', '.join(LEVELS)}, not {isolation!r}")
         self.limits = limits
@@ -89,10 +92,9 @@ class Sandbox:
                              "bubblewrap`); use execution.isolation=process or auto")
         self.isolation = isolation
         self.python = python or self._interpreter()
-        self._free_uids: asyncio.Queue[int] | None = None
-        self._pool_size = max_parallel
         log.info("sandbox isolation: %s%s; programs run with %s", isolation,
-                 " (unprivileged uids from %d)" % UID_BASE if self.drop_privileges else "", self.python)
+                 f" (a free unprivileged uid of {UID_BASE}..{UID_BASE + UID_COUNT - 1} per run)"
+                 if self.drop_privileges else "", self.python)
 
     def _interpreter(self) -> str:
         """seidr's own Python, unless the unprivileged run user could not read it (a home folder
@@ -109,18 +111,31 @@ class Sandbox:
 
     @asynccontextmanager
     async def _run_user(self) -> AsyncIterator[int | None]:
+        """An unprivileged uid no other run on this machine is using (None when not root).
+
+        The uid is held by an flock on a file named after it, so two seidr processes (parallel
+        jobs on one node, a run beside the tests) never share one: a run's final sweep kills
+        every process of its uid, and must never reach another run's programs."""
         if not self.drop_privileges:
             yield None
             return
-        if self._free_uids is None:  # created lazily, inside the running loop
-            self._free_uids = asyncio.Queue()
-            for offset in range(self._pool_size):
-                self._free_uids.put_nowait(UID_BASE + offset)
-        uid = await self._free_uids.get()
-        try:
-            yield uid
-        finally:
-            self._free_uids.put_nowait(uid)
+        UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+        start = secrets.randbelow(UID_COUNT)
+        for step in range(UID_COUNT):
+            uid = UID_BASE + (start + step) % UID_COUNT
+            handle = os.open(UID_LOCKS / f"{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(handle)
+                continue
+            try:
+                await _sweep(uid)  # whatever a crashed earlier holder of this uid left running
+                yield uid
+            finally:
+                os.close(handle)  # releases the lock
+            return
+        raise SeidrError(f"all {UID_COUNT} run users (uids {UID_BASE}..) are busy; lower execution.workers")
 
     def _command(self, workdir: Path, settings: dict[str, Any]) -> list[str]:
         harness = [self.python, "-I", "-B", "-c", HARNESS_SOURCE, json.dumps(settings)]
@@ -220,10 +235,14 @@ async def _kill_everything(process: asyncio.subprocess.Process, uid: int | None)
     except (ProcessLookupError, PermissionError):
         pass
     if uid is not None:
-        # kill(-1) from a process running as the run's uid reaches every process of that uid
-        # (and nothing else): the escaped daemons too. /bin/kill is tiny to start.
-        sweeper = await asyncio.create_subprocess_exec(
-            "kill", "-KILL", "-1", user=uid, group=uid, extra_groups=[], env={"PATH": CLEAN_PATH},
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        await sweeper.wait()
+        await _sweep(uid)
     await process.wait()
+
+
+async def _sweep(uid: int) -> None:
+    """kill(-1) from a process running as `uid` reaches every process of that uid and nothing
+    else: the escaped daemons too. /bin/kill is tiny to start."""
+    sweeper = await asyncio.create_subprocess_exec(
+        "kill", "-KILL", "-1", user=uid, group=uid, extra_groups=[], env={"PATH": CLEAN_PATH},
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await sweeper.wait()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from seidr.atomic import write_text_atomic
 from seidr.llm.base import Completion, Message
 
 FORMAT = 1
@@ -51,16 +50,7 @@ class ResponseCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         body = [asdict(c) for c in completions]
         data = json.dumps({"key": key, "checksum": _checksum(body), "completions": body}, ensure_ascii=False)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, data)
 
 
 def _checksum(body: Any) -> str:

@@ -58,8 +58,9 @@ STRATEGIES = ("seidr", "resample", "greedy")
 
 
 class SeidrSearch:
-    """Grows one search tree for one problem (or, as baselines, samples drafts only). `evaluate` scores code on the validation tests;
-    `on_program` sees each program as soon as it is scored (to save it before anything else)."""
+    """Grows one search tree for one problem (or, as baselines, samples drafts only).
+    `evaluate` scores code on the validation tests; `on_program` sees each program as soon as it
+    is recorded (to save it before anything else)."""
 
     def __init__(self, problem: Problem, llm: LLMClient, evaluate: Evaluate, selection: Selection,
                  params: SearchParams, prompts: ModuleType, language: str, seed: int,
