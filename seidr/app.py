@@ -71,6 +71,21 @@ def make_executor(cfg: DictConfig):
     return PythonExecutor(sandbox, float_tolerance=tolerance)
 
 
+def search_params(cfg: DictConfig) -> SearchParams:
+    """The search group of a config as the loop's parameters."""
+    search = cfg.search
+    params = SearchParams(
+        **{k: int(search[k]) for k in ("max_programs", "drafts_per_prompt", "explanations_per_program",
+                                       "repairs_per_explanation", "beam_width")},
+        greedy_first_draft=bool(search.greedy_first_draft), bad_replies=str(search.bad_replies),
+        strategy=str(search.get("strategy", "seidr")))
+    if params.strategy not in STRATEGIES:
+        raise SeidrError(f"search.strategy must be one of {', '.join(STRATEGIES)}, not {params.strategy!r}")
+    if params.bad_replies not in ("keep", "drop"):
+        raise SeidrError(f"search.bad_replies must be keep or drop, not {params.bad_replies!r}")
+    return params
+
+
 def make_client(cfg: DictConfig, backend: LLMBackend) -> LLMClient:
     """The backend wrapped with the configured cache, schedule, concurrency and price."""
     price = cfg.get("llm_prices", {}).get(backend.model_name)
@@ -161,12 +176,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     recorder = RunRecorder(output_dir, problem.valid)
     if (finished := recorder.finished_result()) is not None:
         log.info("this job already finished in %s: nothing to do", output_dir)
-        programs = recorder.earlier
-        best = next((p for p in programs if p.id == finished.get("best_program_id")), None)
-        usage = Usage(**{key: finished.get(name, 0) for key, name in (
-            ("calls", "llm_calls"), ("prompt_tokens", "prompt_tokens"), ("completion_tokens", "completion_tokens"),
-            ("cache_hits", "cache_hits"))}, cost_usd=finished.get("cost_usd"))
-        return JobOutcome(result=finished, programs=programs, best=best, usage=usage, output_dir=output_dir)
+        return _finished_outcome(finished, recorder.earlier, output_dir)
     executor = make_executor(cfg)
     if executor.language == "cpp" and problem.mode != "stdio":
         raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
@@ -174,12 +184,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     # Before any work is done: a missing key or an unknown model fails here
     backend = backend or build(cfg.model.backend)
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
-    params = SearchParams(**{k: int(cfg.search[k]) for k in (
-        "max_programs", "drafts_per_prompt", "explanations_per_program", "repairs_per_explanation", "beam_width")},
-        greedy_first_draft=bool(cfg.search.greedy_first_draft), bad_replies=str(cfg.search.bad_replies),
-        strategy=str(cfg.search.get("strategy", "seidr")))
-    if params.strategy not in STRATEGIES:
-        raise SeidrError(f"search.strategy must be one of {', '.join(STRATEGIES)}, not {params.strategy!r}")
+    params = search_params(cfg)
     selection = build(cfg.selection)
     log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
              cfg.language, len(problem.valid), len(problem.test), problem.split)
@@ -256,6 +261,15 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     if failure:
         raise failure
     return JobOutcome(result=result, programs=outcome.programs, best=best, usage=llm.usage, output_dir=output_dir)
+
+
+def _finished_outcome(result: dict[str, Any], programs: list[Program], output_dir: Path) -> JobOutcome:
+    """What a finished job left behind, read back (its rerun is a no-op)."""
+    best = next((p for p in programs if p.id == result.get("best_program_id")), None)
+    usage = Usage(calls=result.get("llm_calls", 0), prompt_tokens=result.get("prompt_tokens", 0),
+                  completion_tokens=result.get("completion_tokens", 0), cache_hits=result.get("cache_hits", 0),
+                  cost_usd=result.get("cost_usd"))
+    return JobOutcome(result=result, programs=programs, best=best, usage=usage, output_dir=output_dir)
 
 
 class _progress:
