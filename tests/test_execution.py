@@ -298,3 +298,9 @@ def test_runs_of_separate_sandboxes_never_sweep_each_other(isolation):
         return await long_run
 
     assert statuses(asyncio.run(both())) == ["pass"] * 3
+
+
+def test_closing_stdout_early_is_a_verdict_and_the_next_test_runs(run):
+    code = "import os, sys\nn = int(input())\nif n == 0:\n    sys.stdout.close()\n    os.close(1)\nprint(n * 2)\n"
+    outcomes = run(code)
+    assert [o.status for o in outcomes] == ["error", "pass", "pass"]

@@ -48,3 +48,17 @@ def test_embedded_model_writes_a_program(tmp_path):
     code = extract_code(replies[0].text)
     assert "input" in code and "print" in code
     asyncio.run(backend.aclose())
+
+
+@pytest.mark.slow
+def test_the_default_job_runs_end_to_end_with_the_embedded_model(data_dir, tmp_path):
+    """The README's main command, on a small budget: the embedded model, no server, no network."""
+    from tests.test_cli import read_run, run_main
+
+    proc = run_main("problem=fizz-buzz", "search.max_programs=2", data_dir=data_dir, output_root=tmp_path,
+                    timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result, programs = read_run(tmp_path)
+    assert result["model"] == "qwen2.5-coder-0.5b-instruct" and 1 <= result["programs"] == len(programs) <= 2
+    assert result["completion_tokens"] > 0 and result["cost_usd"] == 0.0
+    assert all(p["code"].strip() for p in programs)
