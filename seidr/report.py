@@ -45,8 +45,8 @@ class ConfigSummary:
 def config_label(result: dict[str, Any]) -> str:
     strategy = result.get("strategy", "seidr")
     selection = result.get("selection") if strategy == "seidr" else "-"
-    return (f"{strategy} · {selection} · {result.get('model')} · {result.get('language')} · "
-            f"bf {result.get('branching_factor', '?')} · budget {result.get('max_programs')}")
+    return (f"{strategy} · {selection} · {result.get('dataset')} · {result.get('model')} · "
+            f"{result.get('language')} · bf {result.get('branching_factor', '?')} · budget {result.get('max_programs')}")
 
 
 def summarize(folder: Path) -> list[ConfigSummary]:
