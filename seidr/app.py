@@ -26,6 +26,7 @@ from seidr.llm.base import LLMBackend
 from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient, Usage
 from seidr.problem import Example, Problem
+from seidr.prompts.common import DEBUG_PROMPT_IDS
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program
 from seidr.tracking.results import RunRecorder
@@ -78,7 +79,10 @@ def search_params(cfg: DictConfig) -> SearchParams:
         **{k: int(search[k]) for k in ("max_programs", "drafts_per_prompt", "explanations_per_program",
                                        "repairs_per_explanation", "beam_width")},
         greedy_first_draft=bool(search.greedy_first_draft), bad_replies=str(search.bad_replies),
-        strategy=str(search.get("strategy", "seidr")))
+        strategy=str(search.get("strategy", "seidr")), debug_prompt_id=int(search.debug_prompt_id))
+    if params.debug_prompt_id not in DEBUG_PROMPT_IDS:
+        raise SeidrError(f"search.debug_prompt_id must be 0-10 (0-5 templates, 6-10 LLM explanations), "
+                         f"not {params.debug_prompt_id}")
     if params.strategy not in STRATEGIES:
         raise SeidrError(f"search.strategy must be one of {', '.join(STRATEGIES)}, not {params.strategy!r}")
     if params.bad_replies not in ("keep", "drop"):
@@ -178,7 +182,12 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         log.info("this job already finished in %s: nothing to do", output_dir)
         return _finished_outcome(finished, recorder.earlier, output_dir)
     executor = make_executor(cfg)
-    if executor.language == "cpp" and problem.mode != "stdio":
+    # a function task's tests are code in one language (HumanEval-X's C++ tests say so in meta)
+    tests_language = problem.meta.get("language", "python")
+    if problem.mode == "function" and executor.language == "python" and tests_language != "python":
+        raise SeidrError(f"{problem.dataset} problem {problem.name} has {tests_language} tests; use "
+                         f"language={tests_language}")
+    if executor.language == "cpp" and problem.mode != "stdio" and tests_language != "cpp":
         raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
                          f"problem {problem.name} is a Python function task")
     # Before any work is done: a missing key or an unknown model fails here
@@ -245,6 +254,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "programs": len(outcome.programs),
         "max_programs": params.max_programs,
         "branching_factor": int(cfg.search.branching_factor),
+        "debug_prompt_id": params.debug_prompt_id,
         **llm.usage.as_dict(),
         "wall_s": round(time.monotonic() - started, 3),
         "best_program_id": best.id if best else None,

@@ -13,10 +13,10 @@ Reply = Callable[[str, list[Message], int], str]  # (step, messages, sample inde
 def step_of(messages: Sequence[Message]) -> str:
     """Which SEIDR step a conversation is: draft, explain or repair (read off seidr's prompts)."""
     text = messages[-1].content
-    if "Do not write code" in text:
-        return "explain"
     if "What is wrong, according to a review" in text:
         return "repair"
+    if "This attempt fails a test" in text:
+        return "explain"
     return "draft"
 
 

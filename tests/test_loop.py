@@ -173,3 +173,48 @@ def test_resample_stops_when_a_draft_passes():
 
     outcome, _, _, _ = run(reply, SearchParams(max_programs=10, drafts_per_prompt=2, strategy="resample"))
     assert outcome.solved and len(outcome.programs) == 5
+
+
+@pytest.mark.parametrize("prompt_id", range(6))
+def test_template_instructions_restate_the_failing_test_without_an_llm_call(prompt_id):
+    params = SearchParams(max_programs=2 + 2 * 4, drafts_per_prompt=2, explanations_per_program=2,
+                          repairs_per_explanation=2, beam_width=2, debug_prompt_id=prompt_id)
+    outcome, backend, llm, _ = run(never_right, params)
+    steps = [step for step, *_ in backend.requests]
+    assert "explain" not in steps
+    # a template is one instruction per parent: its four repairs come from one request
+    assert [n for step, _, n, _ in backend.requests if step == "repair"] == [4, 4]
+    repairs = [p for p in outcome.programs if p.kind == "repair"]
+    assert len(repairs) == 8
+    assert llm.usage.calls == 4  # two drafts, two repair requests
+    # never_right fails tests 0 and 1 outright: the worst, test 0 (input 0, output 0), is restated
+    texts = {p.explanation for p in repairs}
+    assert len(texts) == 1
+    text = texts.pop()
+    assert "\n0\n" in text
+    assert all(text in messages[-1].content for step, messages, *_ in backend.requests if step == "repair")
+
+
+def test_each_llm_debug_prompt_words_its_request_differently():
+    asked = {}
+    for prompt_id in range(6, 11):
+        params = SearchParams(max_programs=4, drafts_per_prompt=2, explanations_per_program=1,
+                              repairs_per_explanation=2, beam_width=1, debug_prompt_id=prompt_id)
+        _, backend, _, _ = run(never_right, params)
+        explains = [messages[-1].content for step, messages, *_ in backend.requests if step == "explain"]
+        assert len(explains) == 1
+        asked[prompt_id] = explains[0].rsplit("\n\n", 1)[-1]
+    assert len(set(asked.values())) == 5
+
+
+def test_debug_prompt_id_out_of_range_is_a_clear_error():
+    from omegaconf import OmegaConf
+
+    from seidr.app import search_params
+    from seidr.errors import SeidrError
+    from seidr.dev import compose_config
+
+    cfg = compose_config(["search.debug_prompt_id=11"])
+    with pytest.raises(SeidrError, match="debug_prompt_id must be 0-10"):
+        search_params(cfg)
+    assert OmegaConf.select(compose_config([]), "search.debug_prompt_id") == 6

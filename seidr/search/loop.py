@@ -15,6 +15,7 @@ from seidr.execution.base import TestOutcome
 from seidr.llm.base import Completion
 from seidr.llm.client import LLMClient
 from seidr.problem import Problem
+from seidr.prompts.common import DEFAULT_DEBUG_PROMPT, is_template, template_instruction
 from seidr.prompts.extract import extract_code, reply_issue
 from seidr.search.selection import Selection
 from seidr.search.tree import Kind, Program, better
@@ -42,6 +43,9 @@ class SearchParams:
     # replies that are empty, cut by the token limit or hold no code block: "keep" them as programs
     # (they fail and are recorded as such) or "drop" them (recorded nowhere as programs)
     bad_replies: str = "keep"
+    # how Instruct words the bug: 0-5 fixed templates restating the failing test (no LLM call),
+    # 6-10 explanations the LLM writes (see seidr.prompts.common)
+    debug_prompt_id: int = DEFAULT_DEBUG_PROMPT
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,9 @@ class SeidrSearch:
         # Debug: every explanation's repairs at once; each repair is scored as soon as it arrives
         jobs = []
         for (parent, test, slots), texts in zip(plans, explanations):
-            repairs = self.params.repairs_per_explanation
+            # one template instruction stands for all of a parent's explanations
+            templated = is_template(self.params.debug_prompt_id)
+            repairs = slots if templated else self.params.repairs_per_explanation
             for index, text in enumerate(texts):
                 n = min(repairs, slots - index * repairs)
                 if n > 0:
@@ -146,7 +152,12 @@ class SeidrSearch:
     async def _explain(self, parent: Program, test: int | None, slots: int) -> list[str]:
         assert test is not None, "only failing programs are explained"
         n = math.ceil(slots / self.params.repairs_per_explanation)
-        messages = self.prompts.explain(self.problem, parent.code, self.problem.valid[test], parent.outcomes[test])
+        failing, outcome = self.problem.valid[test], parent.outcomes[test]
+        prompt_id = self.params.debug_prompt_id
+        if is_template(prompt_id):
+            # a template says the same thing each time: one instruction, its repairs sampled together
+            return [template_instruction(prompt_id, self.problem, failing, outcome)]
+        messages = self.prompts.explain(self.problem, parent.code, failing, outcome, prompt_id=prompt_id)
         return [c.text.strip() for c in await self.llm.sample(messages, n=n)]
 
     def _job(self, messages, n: int, temperature: float | None, parent_id: int | None, kind: Kind,
