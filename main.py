@@ -10,6 +10,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seidr.config import register_resolvers
@@ -17,6 +18,7 @@ from seidr.errors import SeidrError
 
 register_resolvers()
 log = logging.getLogger("seidr")
+FAILED_JOB = float("nan")  # a sweep job's return value when it stopped on an error
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -29,6 +31,10 @@ def main(cfg: DictConfig) -> float:
     except SeidrError as error:
         log.error("%s", error)
         print(f"seidr: error: {error}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # one bad job must not end a sweep, and under submitit an exit would leave the
+            # launcher waiting for a result that never comes; the sweep reports failed jobs
+            return FAILED_JOB
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"seidr: interrupted; programs so far are in {output_dir}/programs.jsonl", file=sys.stderr)

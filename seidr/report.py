@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seidr.prompts.common import DEFAULT_DEBUG_PROMPT
+
 
 @dataclass
 class ConfigSummary:
@@ -45,8 +47,12 @@ class ConfigSummary:
 def config_label(result: dict[str, Any]) -> str:
     strategy = result.get("strategy", "seidr")
     selection = result.get("selection") if strategy == "seidr" else "-"
+    prompt_id = result.get("debug_prompt_id", DEFAULT_DEBUG_PROMPT)
+    # the debug prompt only tells configurations apart when a study varies it
+    prompt = f" · debug prompt {prompt_id}" if strategy == "seidr" and prompt_id != DEFAULT_DEBUG_PROMPT else ""
     return (f"{strategy} · {selection} · {result.get('dataset')} · {result.get('model')} · "
-            f"{result.get('language')} · bf {result.get('branching_factor', '?')} · budget {result.get('max_programs')}")
+            f"{result.get('language')} · bf {result.get('branching_factor', '?')} · budget {result.get('max_programs')}"
+            f"{prompt}")
 
 
 def summarize(folder: Path) -> list[ConfigSummary]:
@@ -65,9 +71,23 @@ def summarize(folder: Path) -> list[ConfigSummary]:
         summary.results.append(result)
         if result.get("stopped") == "error":
             summary.failed.append(result["_folder"])
-    if unfinished_runs:
-        groups.setdefault("unfinished", ConfigSummary("unfinished")).unfinished.extend(unfinished_runs)
+    missing = [f"job {number} ({' '.join(overrides)}): no programs (never started, or stopped on an error "
+               "before its search)" for number, overrides in never_started(folder)]
+    if unfinished_runs or missing:
+        groups.setdefault("unfinished", ConfigSummary("unfinished")).unfinished.extend(unfinished_runs + missing)
     return list(groups.values())
+
+
+def never_started(folder: Path) -> list[tuple[int, list[str]]]:
+    """Jobs a sweep planned (its sweep_jobs.json, written by the grids sweeper) whose run folder
+    holds no programs.jsonl: Hydra names a sweep's run folders `<job number>_…`."""
+    plan = folder / "sweep_jobs.json"
+    if not plan.is_file():
+        return []
+    started = {path.parent.name.split("_", 1)[0] for path in folder.glob("*/programs.jsonl")}
+    started = {int(name) for name in started if name.isdigit()}
+    jobs = json.loads(plan.read_text(encoding="utf-8"))
+    return [(number, overrides) for number, overrides in enumerate(jobs) if number not in started]
 
 
 def table_markdown(summaries: list[ConfigSummary]) -> str:
@@ -87,6 +107,29 @@ def anytime(results: list[dict[str, Any]], key: str) -> tuple[list[float], list[
     return spent, list(range(1, len(spent) + 1))
 
 
+def pass_rate_curve(runs: list[Path]) -> list[float]:
+    """Mean over jobs of the best validation pass rate among a job's first k programs, for k = 1…
+    the longest job (programs.jsonl in search order; a job that stopped early keeps its last best)."""
+    bests: list[list[float]] = []
+    for run in runs:
+        best, curve = 0.0, []
+        with (run / "programs.jsonl").open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a torn last line of a killed job
+                best = max(best, float(record.get("val_pass_rate", 0.0)))
+                curve.append(best)
+        if curve:
+            bests.append(curve)
+    if not bests:
+        return []
+    longest = max(len(curve) for curve in bests)
+    padded = [curve + [curve[-1]] * (longest - len(curve)) for curve in bests]
+    return [sum(column) / len(padded) for column in zip(*padded)]
+
+
 def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
     import matplotlib
 
@@ -95,18 +138,24 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
 
     made = []
     finished = [s for s in summaries if s.results]
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, axes = plt.subplots(1, 3, figsize=(18, 4.5))
     for summary in finished:
         for axis, key in zip(axes, ("programs", "tokens")):
             results = [dict(r, tokens=r.get("prompt_tokens", 0) + r.get("completion_tokens", 0))
                        for r in summary.results]
             x, y = anytime(results, key)
             axis.step([0, *x], [0, *y], where="post", label=summary.config)
+        curve = pass_rate_curve([folder / r["_folder"] for r in summary.results])
+        axes[2].plot(range(1, len(curve) + 1), curve, label=summary.config)
     for axis, what in zip(axes, ("programs generated", "tokens spent")):
         axis.set_xlabel(what)
         axis.set_ylabel("problems solved (validation)")
         axis.grid(alpha=0.3)
     axes[1].set_xscale("symlog")
+    axes[2].set_xlabel("programs generated")
+    axes[2].set_ylabel("mean best validation pass rate")
+    axes[2].set_ylim(0, 1.02)
+    axes[2].grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right")
     figure.suptitle("Anytime: problems solved against what was spent")
     figure.tight_layout()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from seidr.report import anytime, main, summarize
+from seidr.report import anytime, main, never_started, summarize
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import FIZZ_BUZZ_WRONG, run_main, seidr_reply
 
@@ -64,3 +64,49 @@ def test_anytime_counts_problems_solved_within_each_spend():
 
 def test_an_empty_folder_is_an_error(tmp_path):
     assert main([str(tmp_path)]) == 2
+
+
+def test_pass_rate_curve_is_the_mean_best_so_far(tmp_path):
+    from seidr.report import pass_rate_curve
+
+    for name, rates in (("a", [0.2, 0.1, 0.6]), ("b", [0.5])):
+        (tmp_path / name).mkdir()
+        lines = [json.dumps({"id": i, "val_pass_rate": rate}) for i, rate in enumerate(rates)]
+        # a killed job's torn last line is not a program
+        (tmp_path / name / "programs.jsonl").write_text("\n".join(lines) + "\n" + '{"id": 9, "val_pa')
+    assert pass_rate_curve([tmp_path / "a", tmp_path / "b"]) == pytest.approx([0.35, 0.35, 0.55])
+
+
+def test_jobs_a_sweep_planned_but_never_started_are_listed(sweep, tmp_path):
+    plan = [["problem=fizz-buzz"], ["problem=gcd"], ["problem=luhn"]]
+    (tmp_path / "sweep_jobs.json").write_text(json.dumps(plan))
+    for started in ("0_psb2_fizz-buzz", "2_psb2_luhn"):
+        (tmp_path / started).mkdir()
+        (tmp_path / started / "programs.jsonl").write_text("")
+    (tmp_path / "1_psb2_gcd").mkdir()  # Hydra made its folder, but it stopped before searching
+    assert never_started(tmp_path) == [(1, ["problem=gcd"])]
+    assert never_started(sweep) == []  # no plan: nothing to compare with
+
+
+def test_report_of_a_grid_sweep_names_its_missing_job(data_dir, tmp_path, capsys):
+    """A real `-m` sweep through the grids sweeper, one of whose jobs is then deleted."""
+    with OpenAIServer(seidr_reply, model="m") as server:
+        proc = run_main("-m", "+experiments=gecco_mp100", "model=openai", "model.name=m", "model.api_key=k",
+                        f"model.base_url={server.base_url}", "problem=fizz-buzz,gcd", "language=python",
+                        "search.branching_factor=2", "search.max_programs=6", data_dir=data_dir,
+                        output_root=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep_dir = tmp_path / "experiments" / "gecco_mp100"
+    runs = sorted(p.parent for p in sweep_dir.glob("*/result.json"))
+    assert [p.name for p in runs] == ["0_psb2_fizz-buzz", "1_psb2_gcd"]
+    jobs = [json.loads((p / "result.json").read_text()) for p in runs]
+    assert all(job["debug_prompt_id"] == 0 for job in jobs)  # the table's template instruct
+    import shutil
+
+    shutil.rmtree(runs[1])
+    assert main([str(sweep_dir)]) == 0
+    text = (sweep_dir / "report.md").read_text()
+    assert "job 1 (" in text and "problem=gcd" in text and "never started" in text
+    assert never_started(sweep_dir) == [(1, next(j for j in json.loads((sweep_dir / "sweep_jobs.json").read_text()) if "problem=gcd" in j))]
+    row = next(s.row() for s in summarize(sweep_dir) if s.results)
+    assert row["programs"] == jobs[0]["programs"] and "debug prompt 0" in row["config"]

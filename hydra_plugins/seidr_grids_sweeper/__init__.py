@@ -1,0 +1,105 @@
+"""A Hydra sweeper for tables that are not one grid: a union of grids, each a cartesian product
+like the basic sweeper's, run one after the other. A job in two grids runs twice, as a table
+that lists it twice asks (its second run replays the first one's replies from the LLM cache).
+
+The paper's tables are such unions (e.g. lexicase at four tree arities plus no lexicase at six),
+so one `-m` command reproduces one table exactly. Lives in `hydra_plugins` because Hydra only
+instantiates sweepers found there."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+
+class GridsSweeper(Sweeper):
+    """`grids`: a list of {key: comma-separated values}; `params` and the command line's
+    overrides apply to every grid (the command line wins over both)."""
+
+    def __init__(self, max_batch_size: int | None = None, params: Mapping[str, str] | None = None,
+                 grids: Sequence[Mapping[str, str]] | None = None) -> None:
+        super().__init__()
+        self.max_batch_size = max_batch_size
+        self.params = dict(params or {})
+        self.grids = [dict(grid) for grid in (grids or [])] or [{}]
+        self.config: DictConfig | None = None
+        self.launcher: Launcher | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def job_overrides(self, arguments: Sequence[str]) -> list[list[str]]:
+        """Every job's overrides, grid after grid, each grid's jobs in cartesian order (the first
+        key outermost)."""
+        loader = self.hydra_context.config_loader if self.hydra_context is not None else None
+        parser = OverridesParser.create(config_loader=loader)
+        jobs: list[list[str]] = []
+        for grid in self.grids:
+            merged = {**self.params, **grid}
+            lines = [f"{key}={value}" for key, value in merged.items()] + list(arguments)
+            values: dict[str, list[str]] = {}  # later lines win, in the first one's place
+            for override in parser.parse_overrides(lines):
+                key = override.get_key_element()
+                if override.is_sweep_override():
+                    values[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+                else:
+                    values[key] = [f"{key}={override.get_value_element_as_str()}"]
+            jobs.extend(_product(list(values.values())))
+        return jobs
+
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None
+        jobs = self.job_overrides(arguments)
+        size = self.max_batch_size or len(jobs) or 1
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        # the whole job list up front, so a report can name the jobs that never ran
+        (sweep_dir / "sweep_jobs.json").write_text(json.dumps(jobs, indent=0), encoding="utf-8")
+        returns = []
+        failed = []
+        for first in range(0, len(jobs), size):
+            batch = jobs[first:first + size]
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=first)
+            returns.append(results)
+            failed += [(first + i, job) for i, (job, result) in enumerate(zip(batch, results)) if _failed(result)]
+        if failed:
+            # every job has had its turn; now the sweep as a whole says it is not complete
+            print(f"seidr: error: {len(failed)} of {len(jobs)} jobs failed (each printed its error; "
+                  f"`python -m seidr.report {sweep_dir}` lists them):", file=sys.stderr)
+            for number, job in failed[:20]:
+                print(f"  job {number}: {' '.join(job)}", file=sys.stderr)
+            raise SystemExit(2)
+        return returns
+
+
+def _failed(result: JobReturn) -> bool:
+    """A job that raised, or that main.py ended on a seidr error (it returns NaN in a sweep)."""
+    if result.status == JobStatus.FAILED:
+        return True
+    value = result.return_value
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _product(choices: list[list[str]]) -> list[list[str]]:
+    jobs: list[list[str]] = [[]]
+    for options in choices:
+        jobs = [job + [option] for job in jobs for option in options]
+    return jobs

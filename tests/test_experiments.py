@@ -1,0 +1,135 @@
+"""experiments/: each paper table is one `-m` command that expands to exactly the table's jobs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from hydra_plugins.seidr_grids_sweeper import GridsSweeper
+from seidr.config import CONFIG_DIR, REPO_ROOT, register_resolvers
+from tests.test_cli import run_main
+
+TABLES = {  # experiment -> its table in data/paper_tables
+    "psb2_gpt3_5": "psb2__gpt3_5__experiments_psb2_gpt3_5_run_1_offset_111000_no_lexicase_mp100_bf_2_4_16_1_10_100.csv",
+    "psb2_llama3_lexicase": "psb2__llama3_8b__experiments_psb2_llama3_8b_run_1_offset_1310000_lexicase_mp100_bf_custom.csv",
+    "humaneval_cpp_gpt3_5": "humaneval__gpt3_5__experiments_humaneval_gpt3_5_run_1_offset_115000_no_lexicase_cpp_mp100_bf_2_4_16_1_10_100.csv",
+    "humaneval_cpp_llama3": "humaneval__llama3_8b__experiments_humaneval_llama3_8b_run_1_offset_135000_no_lexicase_cpp_mp100_bf_2_4_16_1_10_100.csv",
+    "psb2_gpt3_5_lexicase": "psb2_gpt-3.5-turbo_offset_15000.csv",
+    "gecco23": "gecco_era__experiments_GECCO23.csv",
+    "gecco_mp100": "gecco_era__experiments_mp100_bf2_4_16.csv",
+}
+# What identifies a row (the search keys) and what the original used only for bookkeeping:
+# task_id/offset/run number jobs, log is a log level, batch_size is completions per API request.
+BOOKKEEPING = {"", "task_id", "offset", "run", "log", "batch_size"}
+LANGUAGES = {"cpp": "C++", "python": "Python"}
+# how often a job's whole config is composed and checked against every column (composing takes
+# ~0.2 s; the keys that vary between rows are checked on every job without it)
+SAMPLE_EVERY = 37
+
+
+def table_rows(data_dir: Path, name: str) -> list[dict[str, str]]:
+    with open(data_dir / "paper_tables" / TABLES[name], newline="") as lines:
+        return [{k: v for k, v in row.items() if k not in BOOKKEEPING} for row in csv.DictReader(lines)]
+
+
+def row_of(cfg) -> dict[str, str]:
+    """A job's config in the table's columns."""
+    search = cfg.search
+    return {
+        "problem": cfg.problem, "language": LANGUAGES[cfg.language], "dataset": cfg.dataset.name,
+        "model_name": cfg.model.name, "branching_factor": str(search.branching_factor),
+        "max_programs": str(search.max_programs), "drafts_per_prompt": str(search.drafts_per_prompt),
+        "explanations_per_program": str(search.explanations_per_program),
+        "repairs_per_explanation": str(search.repairs_per_explanation), "beam_width": str(search.beam_width),
+        "lexicase_selection": str(cfg.selection._target_.endswith("LexicaseSelection")),
+        "valid_examples": str(search.valid_examples), "debug_prompt_id": str(search.debug_prompt_id),
+    }
+
+
+def varying(overrides: list[str], defaults: dict[str, str]) -> dict[str, str]:
+    """The columns a job's own overrides set (the rest comes from the experiment's config)."""
+    values = dict(o.split("=", 1) for o in overrides)
+    row = dict(defaults)
+    row["problem"] = values.get("problem", row["problem"])
+    if "language" in values:
+        row["language"] = LANGUAGES[values["language"]]
+    if "search.branching_factor" in values:
+        bf = values["search.branching_factor"]
+        for column in ("branching_factor", "drafts_per_prompt", "repairs_per_explanation", "beam_width"):
+            row[column] = bf
+    if "selection" in values:
+        row["lexicase_selection"] = str(values["selection"] == "lexicase")
+    row["debug_prompt_id"] = values.get("search.debug_prompt_id", row["debug_prompt_id"])
+    return row
+
+
+@pytest.fixture(scope="module")
+def composer():
+    register_resolvers()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        yield compose
+
+
+@pytest.mark.parametrize("experiment", sorted(TABLES))
+def test_experiment_expands_to_its_table_row_for_row(experiment, composer, data_dir):
+    rows = table_rows(data_dir, experiment)
+    base = composer("config", overrides=[f"+experiments={experiment}"], return_hydra_config=True)
+    sweeper = base.hydra.sweeper
+    jobs = GridsSweeper(grids=sweeper.grids, params=sweeper.params).job_overrides([])
+    assert len(jobs) == len(rows)
+    defaults = row_of(base)
+    for index, (overrides, row) in enumerate(zip(jobs, rows)):
+        expected = {column: row[column] for column in row}
+        assert {k: v for k, v in varying(overrides, defaults).items() if k in row} == expected, (index, overrides)
+        if index % SAMPLE_EVERY == 0 or index == len(jobs) - 1:
+            job = composer("config", overrides=[f"+experiments={experiment}", *overrides])
+            assert {k: v for k, v in row_of(job).items() if k in row} == expected, (index, overrides)
+
+
+def test_every_table_has_an_experiment(data_dir):
+    assert sorted(p.name for p in (data_dir / "paper_tables").glob("*.csv")) == sorted(TABLES.values())
+    assert sorted(p.stem for p in (REPO_ROOT / "experiments").glob("*.yaml")) == sorted(TABLES)
+
+
+def test_command_line_narrows_an_experiment_and_swaps_its_model(composer):
+    base = composer("config", overrides=["+experiments=psb2_gpt3_5_lexicase", "model=local"],
+                    return_hydra_config=True)
+    assert base.model.backend._target_.endswith("LocalBackend")
+    sweeper = GridsSweeper(grids=base.hydra.sweeper.grids, params=base.hydra.sweeper.params)
+    jobs = sweeper.job_overrides(["problem=gcd", "language=python"])
+    # lexicase at 4 arities, beam at 6: one problem, one language left of each grid
+    assert [dict(o.split("=", 1) for o in job)["selection"] for job in jobs] == ["lexicase"] * 4 + ["beam"] * 6
+    assert all("problem=gcd" in job and "language=python" in job for job in jobs)
+
+
+@pytest.mark.slow
+def test_an_experiment_runs_through_main_with_the_embedded_model(data_dir, tmp_path):
+    proc = run_main("-m", "+experiments=gecco_mp100", "model=local", "problem=fizz-buzz", "language=python",
+                    "search.branching_factor=2,4", "search.max_programs=1", data_dir=data_dir,
+                    output_root=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = sorted((tmp_path / "experiments" / "gecco_mp100").glob("*/result.json"))
+    assert len(results) == 2
+    for path in results:
+        result = json.loads(path.read_text())
+        assert result["problem"] == "fizz-buzz" and result["programs"] == 1
+        assert result["debug_prompt_id"] == 0  # gecco_mp100 instructs with template 0
+
+
+def test_a_bad_job_fails_alone_and_the_sweep_says_so(data_dir, tmp_path):
+    from tests.servers.openai_server import OpenAIServer
+    from tests.test_cli import seidr_reply
+
+    with OpenAIServer(seidr_reply, model="m") as server:
+        proc = run_main("-m", "+experiments=gecco_mp100", "model=openai", "model.name=m", "model.api_key=k",
+                        f"model.base_url={server.base_url}", "problem=nope,fizz-buzz", "language=python",
+                        "search.branching_factor=2", "search.max_programs=4", data_dir=data_dir,
+                        output_root=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown PSB2 problem 'nope'" in proc.stderr and "1 of 2 jobs failed" in proc.stderr
+    # the job after the bad one still ran
+    assert (tmp_path / "experiments" / "gecco_mp100" / "1_psb2_fizz-buzz" / "result.json").is_file()
