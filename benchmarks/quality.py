@@ -33,7 +33,13 @@ CONFIGS = {  # label -> overrides
     "resample": ["search=resample"],
     "seidr-beam": ["search=seidr", "selection=beam"],
     "seidr-lexicase": ["search=seidr", "selection=lexicase"],
+    # two changes tried where SEIDR trailed resample (README, "What the search buys"):
+    # instruct with a template restating the failing test instead of the model's explanation
+    "seidr-beam-template": ["search=seidr", "selection=beam", "search.debug_prompt_id=0"],
+    # spend more of the budget on drafts before repairing: 6 drafts, then 4 repairs
+    "seidr-beam-drafts6": ["search=seidr", "selection=beam", "search.drafts_per_prompt=6"],
 }
+DEFAULT_CONFIGS = ["greedy", "resample", "seidr-beam", "seidr-lexicase"]
 
 
 def default_problems(data_dir: Path) -> list[str]:
@@ -58,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", nargs="*", help="dataset:problem ids (default: HumanEval 0-39 + PSB2)")
     parser.add_argument("--budget", type=int, default=10, help="max_programs per job")
-    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "outputs" / "quality")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
