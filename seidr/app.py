@@ -255,6 +255,9 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "max_programs": params.max_programs,
         "branching_factor": int(cfg.search.branching_factor),
         "debug_prompt_id": params.debug_prompt_id,
+        # the tree's shape, so a report can tell apart configurations that share an arity
+        **{k: getattr(params, k) for k in ("drafts_per_prompt", "explanations_per_program",
+                                           "repairs_per_explanation", "beam_width")},
         **llm.usage.as_dict(),
         "wall_s": round(time.monotonic() - started, 3),
         "best_program_id": best.id if best else None,

@@ -44,15 +44,24 @@ class ConfigSummary:
         }
 
 
-def config_label(result: dict[str, Any]) -> str:
+def config_label(result: dict[str, Any], arity: str | None = None) -> str:
+    """A configuration's name in tables and plot legends; `arity` replaces the branching factor
+    shown (the arity plot groups across it)."""
     strategy = result.get("strategy", "seidr")
     selection = result.get("selection") if strategy == "seidr" else "-"
     prompt_id = result.get("debug_prompt_id", DEFAULT_DEBUG_PROMPT)
-    # the debug prompt only tells configurations apart when a study varies it
+    # the debug prompt and the tree's shape only tell configurations apart when a study varies them
     prompt = f" · debug prompt {prompt_id}" if strategy == "seidr" and prompt_id != DEFAULT_DEBUG_PROMPT else ""
+    bf = result.get("branching_factor", "?")
+    shape = ""
+    if strategy == "seidr":
+        usual = {"drafts_per_prompt": bf, "explanations_per_program": 2, "repairs_per_explanation": bf,
+                 "beam_width": bf}
+        shape = "".join(f" · {key} {result[key]}" for key, value in usual.items()
+                        if result.get(key, value) != value)
     return (f"{strategy} · {selection} · {result.get('dataset')} · {result.get('model')} · "
-            f"{result.get('language')} · bf {result.get('branching_factor', '?')} · budget {result.get('max_programs')}"
-            f"{prompt}")
+            f"{result.get('language')} · bf {bf if arity is None else arity} · budget {result.get('max_programs')}"
+            f"{prompt}{shape}")
 
 
 def summarize(folder: Path) -> list[ConfigSummary]:
@@ -167,7 +176,7 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
         by_family: dict[str, dict[int, int]] = defaultdict(dict)
         for summary in finished:
             for r in summary.results:
-                family = config_label({**r, "branching_factor": "*"})
+                family = config_label(r, arity="*")
                 by_family[family][r["branching_factor"]] = by_family[family].get(r["branching_factor"], 0) + bool(
                     r["solved"])
         figure, axis = plt.subplots(figsize=(7, 4.5))

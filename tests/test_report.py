@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from seidr.report import anytime, main, never_started, summarize
+from seidr.report import anytime, config_label, main, never_started, summarize
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import FIZZ_BUZZ_WRONG, run_main, seidr_reply
 
@@ -33,6 +33,18 @@ def sweep(data_dir, tmp_path_factory):
 
 def results(folder, label):
     return [json.loads(p.read_text()) for p in sorted((folder / label).rglob("result.json"))]
+
+
+def test_configurations_that_differ_only_in_the_trees_shape_are_kept_apart(sweep):
+    job = results(sweep, "seidr")[0]
+    assert job["drafts_per_prompt"] == job["branching_factor"] == 2  # the paper's shape: no suffix
+    usual = config_label(job)
+    assert "drafts_per_prompt" not in usual
+    more_drafts = config_label({**job, "drafts_per_prompt": 6})
+    assert more_drafts != usual and more_drafts.endswith("drafts_per_prompt 6")
+    assert config_label({**job, "drafts_per_prompt": 6}, arity="*") != config_label(job, arity="*")
+    assert config_label({**job, "branching_factor": 4, "drafts_per_prompt": 4, "repairs_per_explanation": 4,
+                         "beam_width": 4}, arity="*") == config_label(job, arity="*")
 
 
 def test_summary_matches_the_jobs(sweep):
