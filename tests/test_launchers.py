@@ -188,7 +188,13 @@ def test_slurm_preempted_job_is_requeued_and_resumes_in_its_folder(
     log = submitit_log(root, job_id)
     assert "Caught signal SIGUSR2" in log and "this job is preempted" in log, log
     assert log.count("Starting with JobEnvironment") == 2, log
-    [job] = slurm_jobs(job_id)
+    # submitit reads the job's result as soon as it is written, while Slurm may still list the
+    # batch step as RUNNING for a moment: give the state up to a minute to settle
+    for _ in range(60):
+        [job] = slurm_jobs(job_id)
+        if job["JobState"] != "RUNNING":
+            break
+        time.sleep(1)
     assert job["Restarts"] == "1" and job["JobState"] == "COMPLETED", job
     # one run folder, resumed: every program once, in order, and the budget spent exactly
     assert [d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")] == ["0_psb2_bowling"]
