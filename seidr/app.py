@@ -17,9 +17,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from seidr.errors import SeidrError
+from seidr.errors import SandboxBroken, SeidrError
 from seidr.execution.base import ExecutionLimits, TestOutcome
 from seidr.execution.cpp import CppExecutor
+from seidr.execution.preflight import preflight
 from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox
 from seidr.llm.base import LLMBackend
@@ -190,6 +191,8 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     if executor.language == "cpp" and problem.mode != "stdio" and tests_language != "cpp":
         raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
                          f"problem {problem.name} is a Python function task")
+    # Before any budget is spent: a broken sandbox stops here (exit 2), not as a weak model
+    preflight_s = await preflight(executor)
     # Before any work is done: a missing key or an unknown model fails here
     backend = backend or build(cfg.model.backend)
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
@@ -233,7 +236,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
 
     best = outcome.best
     test_pass_rate = None
-    if best is not None:
+    if best is not None and not isinstance(failure, SandboxBroken):
         test_outcomes = await evaluator.run(best.code, problem.test)
         test_pass_rate = sum(o.passed for o in test_outcomes) / len(test_outcomes) if test_outcomes else None
     result = {
@@ -265,6 +268,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "dropped_replies": search.dropped_replies,
         "cached_verdicts": evaluator.cached_verdicts,
         "isolation": executor.sandbox.isolation,
+        "preflight_s": round(preflight_s, 3),
         "stopped": "solved" if outcome.solved else ("error" if failure else "budget"),
         "error": str(failure) if failure else None,
     }

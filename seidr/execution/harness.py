@@ -319,6 +319,23 @@ def run_binary_tests(job, limits, emit):
         emit(result)
 
 
+def announce(emit):
+    """Tell seidr the sandbox works, before any program code exists: the run user (privileges
+    are dropped by now) must be able to read the standard library the program will import.
+    Without this line seidr knows a missing verdict is the sandbox's fault, not the program's."""
+    stdlib = os.path.dirname(os.__file__)
+    try:
+        with open(os.__file__, "rb"):
+            pass
+        os.listdir(stdlib)
+    except OSError as exc:
+        emit({"broken": f"the run user (uid {os.getuid()}) cannot read the standard library at {stdlib}: "
+                        f"{exc.strerror or exc}"})
+        return False
+    emit({"ready": True})
+    return True
+
+
 def trim_compiler(text, lines=15, chars=1500):
     """The first errors of a compiler message: what a repair needs, without the cascade."""
     kept = [line for line in text.splitlines() if line.strip()][:lines]
@@ -342,9 +359,12 @@ def main():
     if job["mode"] == "binary":
         # the compiler needs more memory than a test may use; set_memory lowers it after compiling
         apply_limits(limits, max(limits["memory_mb"], limits["compile_memory_mb"]))
-        run_binary_tests(job, limits, emit)
+        if announce(emit):
+            run_binary_tests(job, limits, emit)
         return
     apply_limits(limits, limits["memory_mb"])
+    if not announce(emit):
+        return
     tests = job["tests"]
     source = job["code"]
     try:

@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from seidr.errors import SeidrError
+from seidr.errors import SandboxBroken, SeidrError
 from seidr.execution.base import ExecutionLimits
 
 log = logging.getLogger("seidr.execution")
@@ -44,7 +44,12 @@ UID_BASE = 61000
 UID_COUNT = 4000
 UID_LOCKS = Path(tempfile.gettempdir()) / "seidr-run-users"
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
-HIDDEN_HOMES = ("/root", "/home")
+# Folders the namespace level replaces with empty ones: homes hold keys and tokens, /tmp other
+# runs' files. An interpreter that lives under one of them is mounted back read-only.
+HIDDEN = ("/tmp", "/root", "/home")
+# Run once with the chosen interpreter: where its standard library and prefixes are.
+PROBE = ("import json, os, sys; print(json.dumps({'prefixes': sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, "
+         "sys.base_exec_prefix}), 'stdlib': os.__file__, 'version': sys.version.split()[0]}))")
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -61,6 +66,30 @@ def others_can_read(path: Path) -> bool:
         if not os.stat(folder).st_mode & stat.S_IXOTH:
             return False
     return bool(os.stat(path).st_mode & stat.S_IROTH)
+
+
+def base_interpreter() -> Path:
+    """The real interpreter behind seidr's own Python: a virtualenv's python is a link or copy
+    whose venv folder may be hidden from programs (under /tmp or a home), while the harness
+    needs only the standard library, which lives with the base interpreter."""
+    for candidate in (getattr(sys, "_base_executable", None), sys.executable):
+        if candidate and os.access(candidate, os.X_OK):
+            return Path(candidate).resolve()
+    raise SandboxBroken(f"cannot find an executable Python for the sandbox (sys.executable is {sys.executable!r}); "
+                        "set execution.python")
+
+
+def probe_interpreter(python: str) -> dict[str, Any]:
+    """What the sandbox must make visible for `python` to run: its prefixes and standard library."""
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c", PROBE], capture_output=True, text=True, timeout=60,
+                              env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8"})
+        info = json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as error:
+        detail = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise SandboxBroken(f"execution.python={python} does not run: {detail}; set execution.python to a "
+                            "working Python 3 interpreter") from None
+    return info
 
 
 def bwrap_works() -> bool:
@@ -91,23 +120,36 @@ class Sandbox:
             raise SeidrError("execution.isolation=namespace needs a working bubblewrap (`apt-get install "
                              "bubblewrap`); use execution.isolation=process or auto")
         self.isolation = isolation
-        self.python = python or self._interpreter()
+        self.python, self._reveal = self._interpreter(python)
         log.info("sandbox isolation: %s%s; programs run with %s", isolation,
                  f" (a free unprivileged uid of {UID_BASE}..{UID_BASE + UID_COUNT - 1} per run)"
                  if self.drop_privileges else "", self.python)
 
-    def _interpreter(self) -> str:
-        """seidr's own Python, unless the unprivileged run user could not read it (a home folder
-        closed to others): then the system's, at the process level. Under bubblewrap, seidr's
-        Python's prefix is mounted where the run user can read it."""
-        own = Path(sys.executable)
-        if not self.drop_privileges or self.isolation == "namespace" or others_can_read(own):
-            return str(own)
-        system = shutil.which("python3", path=CLEAN_PATH)
-        if system and others_can_read(Path(system)):
-            return system
-        raise SeidrError(f"{own} is not readable by an unprivileged user and there is no system python3; "
-                         "install python3 or use execution.isolation=namespace")
+    def _interpreter(self, configured: str | None) -> tuple[str, list[Path]]:
+        """The interpreter the harness runs with, and the folders under hidden paths that must
+        be mounted back for it. Default: the base interpreter of seidr's own Python; at the
+        process level as root, the system's when the unprivileged run user could not read that
+        one (a pyenv or uv Python in a home folder closed to others)."""
+        python = configured or str(base_interpreter())
+        info = probe_interpreter(python)
+        if self.drop_privileges and self.isolation == "process" and not self._run_user_can_use(python, info):
+            system = shutil.which("python3", path=CLEAN_PATH)
+            if configured or not system or not self._run_user_can_use(system, probe_interpreter(system)):
+                raise SandboxBroken(
+                    f"{python} or its standard library ({info['stdlib']}) is not readable by the unprivileged "
+                    "run user at execution.isolation=process; set execution.python to an interpreter outside "
+                    "closed home folders (e.g. /usr/bin/python3) or use execution.isolation=namespace")
+            log.warning("the run user cannot read %s; programs run with the system's %s instead", python, system)
+            python, info = system, probe_interpreter(system)
+        folders = [Path(python).parent, *map(Path, info["prefixes"]), Path(info["stdlib"]).parent]
+        reveal = {folder.resolve() for folder in folders} | {folder for folder in folders if folder.is_absolute()}
+        hidden = [path for path in reveal if any(path.is_relative_to(root) for root in HIDDEN)]
+        # a folder inside another one needs no mount of its own
+        return python, sorted(p for p in hidden if not any(p != q and p.is_relative_to(q) for q in hidden))
+
+    @staticmethod
+    def _run_user_can_use(python: str, info: dict[str, Any]) -> bool:
+        return others_can_read(Path(python)) and others_can_read(Path(info["stdlib"]))
 
     @asynccontextmanager
     async def _run_user(self) -> AsyncIterator[int | None]:
@@ -141,17 +183,16 @@ class Sandbox:
         harness = [self.python, "-I", "-B", "-c", HARNESS_SOURCE, json.dumps(settings)]
         if self.isolation != "namespace":
             return harness
-        mounts = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for home in HIDDEN_HOMES:
-            if os.path.isdir(home):
-                mounts += ["--tmpfs", home]
-        prefix = Path(sys.base_prefix).resolve()
-        home = next((home for home in HIDDEN_HOMES if prefix.is_relative_to(home)), None)
-        if home is not None:  # seidr's Python, back from under a hidden home, on a path the run user can walk
-            between = [p for p in reversed(prefix.parents) if p.is_relative_to(home) and p != Path(home)]
-            for folder in between:
-                mounts += ["--perms", "0755", "--dir", str(folder)]
-            mounts += ["--ro-bind", str(prefix), str(prefix)]
+        mounts = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+        for root in HIDDEN:
+            if os.path.isdir(root):
+                mounts += ["--tmpfs", root]
+        for folder in self._reveal:  # the interpreter, back from under a hidden folder
+            root = next(Path(r) for r in HIDDEN if folder.is_relative_to(r))
+            for parent in reversed(folder.parents):
+                if parent.is_relative_to(root) and parent != root:
+                    mounts += ["--perms", "0755", "--dir", str(parent)]
+            mounts += ["--ro-bind", str(folder), str(folder)]
         mounts += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
         caps = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if self.drop_privileges else []
         return ["bwrap", *_namespace_flags(), *mounts, *caps, "--", *harness]
@@ -159,7 +200,20 @@ class Sandbox:
     async def run(self, job: dict[str, Any], files: dict[str, Path] | None = None,
                   keep: str | None = None) -> tuple[dict[int, dict[str, Any]], Path | None]:
         """Run one job; returns the harness's result per test index and, when `keep` names a file
-        the job writes in its working directory, a copy of that file (e.g. a compiled binary)."""
+        the job writes in its working directory, a copy of that file (e.g. a compiled binary).
+
+        Raises SandboxBroken when the harness did not come up (twice: a machine under a fork
+        bomb of another run may fail one start), since then no program code ran at all."""
+        try:
+            return await self._run_once(job, files, keep)
+        except SandboxBroken as error:
+            if error.retryable:
+                log.warning("the sandbox did not start (%s); trying once more", error)
+                return await self._run_once(job, files, keep)
+            raise
+
+    async def _run_once(self, job: dict[str, Any], files: dict[str, Path] | None,
+                        keep: str | None) -> tuple[dict[int, dict[str, Any]], Path | None]:
         limits = self.limits
         results: dict[int, dict[str, Any]] = {}
         kept: Path | None = None
@@ -175,21 +229,35 @@ class Sandbox:
                 "max_output_bytes": limits.max_output_bytes, "compile_timeout_s": limits.compile_timeout_s,
                 "compile_memory_mb": limits.compile_memory_mb, "uid": uid,
             }
-            process = await asyncio.create_subprocess_exec(
-                *self._command(workdir, settings), cwd=workdir, env=clean_env(workdir),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True, limit=limits.max_output_bytes * 4 + 65536,
-            )
+            command = self._command(workdir, settings)
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *command, cwd=workdir, env=clean_env(workdir),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True, limit=limits.max_output_bytes * 4 + 65536,
+                )
+            except OSError as error:
+                raise SandboxBroken(f"cannot start {command[0]}: {error.strerror or error}", retryable=False) from None
+            assert process.stderr
+            stderr = asyncio.create_task(_tail(process.stderr))
             budget = limits.total_timeout_s + (limits.compile_timeout_s if job.get("compile") else 0)
             timed_out = False
+            started: list[bool] = []
             try:
-                await asyncio.wait_for(_talk(process, job, results), budget)
+                await asyncio.wait_for(_talk(process, job, results, started), budget)
             except asyncio.TimeoutError:
                 timed_out = True
             except (ConnectionError, asyncio.LimitOverrunError, ValueError):
                 pass  # the sandbox broke off: what did not report is judged by the caller
             finally:
                 await _kill_everything(process, uid)
+                errors = await stderr
+            if not started:
+                what = f"did not answer within {budget:g} s" if timed_out else \
+                    f"exited with status {process.returncode} before running the program"
+                raise SandboxBroken(self._describe(f"the sandbox {what}", errors))
+            if started[0] is not True:
+                raise SandboxBroken(self._describe(str(started[0]), errors), retryable=False)
             if timed_out:
                 for index in range(len(job["tests"])):
                     results.setdefault(index, {"status": "timeout",
@@ -201,18 +269,44 @@ class Sandbox:
                 kept = Path(name)
         return results, kept
 
+    def _describe(self, what: str, errors: str) -> str:
+        said = " ".join(errors.split())[-400:]
+        return (f"{what} (execution.isolation={self.isolation}, python {self.python}"
+                + (", programs as an unprivileged run user" if self.drop_privileges else "") + ")"
+                + (f": {said}" if said else "")
+                + "; fix the machine (see README, Sandbox) or set execution.python / execution.isolation")
 
-async def _talk(process: asyncio.subprocess.Process, job: dict[str, Any], results: dict[int, dict[str, Any]]) -> None:
+
+async def _talk(process: asyncio.subprocess.Process, job: dict[str, Any], results: dict[int, dict[str, Any]],
+                started: list[Any]) -> None:
+    """Send the job; read the handshake (into `started`: True, or why the sandbox is broken),
+    then one result line per test."""
     assert process.stdin and process.stdout
     process.stdin.write(json.dumps(job).encode())
     await process.stdin.drain()
     process.stdin.close()
+    first = await process.stdout.readline()
+    if not first:
+        return
+    hello = json.loads(first)
+    started.append(True if hello.get("ready") is True else str(hello.get("broken") or "the harness said no hello"))
+    if started[0] is not True:
+        return
     total = len(job["tests"])
     while line := await process.stdout.readline():
         result = json.loads(line)
         index = result.get("i")
         if isinstance(index, int) and 0 <= index < total:
             results[index] = result
+
+
+async def _tail(stream: asyncio.StreamReader, keep: int = 4096) -> str:
+    """The last `keep` bytes the harness (or bubblewrap) wrote to stderr, read as they come so a
+    chatty process never blocks on a full pipe."""
+    tail = b""
+    while chunk := await stream.read(65536):
+        tail = (tail + chunk)[-keep:]
+    return tail.decode("utf-8", "replace")
 
 
 @asynccontextmanager

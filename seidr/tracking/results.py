@@ -27,11 +27,13 @@ class RunRecorder:
         self.earlier: list[Program] = self._load_programs()
 
     def finished_result(self) -> dict[str, Any] | None:
-        """The result of a job that already finished here, if it did."""
+        """The result of a job that already finished here, if it did. A job that stopped on an
+        error (a broken sandbox, a dead server) did not finish: its rerun resumes it."""
         try:
-            return json.loads(self.result_path.read_text(encoding="utf-8"))
+            result = json.loads(self.result_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        return None if isinstance(result, dict) and result.get("stopped") == "error" else result
 
     def _load_programs(self) -> list[Program]:
         """Programs an earlier run recorded. A line torn by a kill mid-write is cut off."""

@@ -1,0 +1,143 @@
+"""A broken sandbox never passes for a failing program: the preflight stops a run before any
+budget is spent, and a sandbox that breaks mid-run stops it with what was recorded kept.
+
+The broken machines here are real ones: an interpreter wrapper that stops working after a
+number of starts, and an interpreter whose standard library the unprivileged run user cannot
+read (the issue's `import copy` failure)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from seidr.config import REPO_ROOT
+from seidr.errors import SandboxBroken
+from seidr.execution.base import ExecutionLimits
+from seidr.execution.cpp import CppExecutor
+from seidr.execution.preflight import preflight
+from seidr.execution.python import PythonExecutor
+from seidr.execution.sandbox import Sandbox, bwrap_works
+from tests.servers.openai_server import OpenAIServer
+from tests.test_install_layouts import standalone_python
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+RIGHT = ("x = int(input())\n"
+         "print('FizzBuzz' if x % 15 == 0 else 'Fizz' if x % 3 == 0 else 'Buzz' if x % 5 == 0 else x)\n")
+
+
+def reply(messages, body, index):
+    if "Do not write code" in messages[-1]["content"]:
+        return "It prints the number where it should print Fizz."
+    return f"```python\n# choice {index}\nx = int(input())\nprint(x)\n```"
+
+
+@pytest.fixture
+def open_place() -> Iterator[Path]:
+    """A folder the run user can read (pytest's tmp_path is closed to others)."""
+    folder = Path(tempfile.mkdtemp(prefix="seidr-preflight-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def flaky_python(folder: Path, works_for: int) -> Path:
+    """An interpreter that starts `works_for` times, then exits 3 saying why (a machine that
+    broke: a disk that went away, an interpreter uninstalled under a running job)."""
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("needs the system python3 (readable by the run user)")
+    script = folder / "python"
+    script.write_text(f"""#!/bin/sh
+n=$(( $(cat {folder}/count 2>/dev/null || echo 0) + 1 )); echo $n > {folder}/count
+if [ $n -gt {works_for} ]; then echo "flaky-python: gone on start $n" >&2; exit 3; fi
+exec {SYSTEM_PYTHON} "$@"
+""")
+    script.chmod(0o755)
+    return script
+
+
+def main_py(*overrides: str, server: OpenAIServer, run_dir: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    args = [sys.executable, str(REPO_ROOT / "main.py"), "model=openai", "model.name=m", "model.api_key=k",
+            f"model.base_url={server.base_url}", "model.max_retries=0", "tracking=none", "search.max_programs=6",
+            f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}", f"model.cache_dir={run_dir.parent / 'cache'}",
+            *overrides]
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    return next(line for line in proc.stderr.splitlines() if line.startswith("seidr: error:"))
+
+
+def test_preflight_stops_before_any_llm_call(open_place, data_dir):
+    python = flaky_python(open_place, works_for=1)  # the probe runs; the harness never does
+    with OpenAIServer(reply, model="m") as server:
+        proc = main_py("execution.isolation=process", f"execution.python={python}", server=server,
+                       run_dir=open_place / "run", data_dir=data_dir)
+        assert server.posts("/v1/chat/completions") == []  # no budget spent
+    line = error_line(proc)
+    assert "execution.isolation=process" in line and str(python) in line and "gone on start" in line, line
+    assert not (open_place / "run" / "programs.jsonl").exists()
+
+
+def test_a_sandbox_that_breaks_mid_run_stops_the_run_and_keeps_what_was_recorded(open_place, data_dir):
+    # starts 1-3: the probe and the two canaries; 4-6 score the first two drafts; then it breaks
+    python = flaky_python(open_place, works_for=5)
+    run_dir = open_place / "run"
+    with OpenAIServer(reply, model="m") as server:
+        proc = main_py("execution.isolation=process", f"execution.python={python}", "execution.workers=1",
+                       "search.branching_factor=2", server=server, run_dir=run_dir, data_dir=data_dir)
+    line = error_line(proc)
+    assert "gone on start" in line and "sandbox" in line, line
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["stopped"] == "error" and "gone on start" in result["error"]
+    programs = [json.loads(text) for text in (run_dir / "programs.jsonl").read_text().splitlines()]
+    # the programs the sandbox did run are kept, each with a real verdict; none was scored
+    # "error" for the machine's sake
+    assert 1 <= len(programs) < 6
+    assert all(status in ("pass", "wrong") for p in programs for status in p["statuses"]), [(p["statuses"], p["feedback"]) for p in programs]
+
+    # the machine is fixed: the rerun resumes the job instead of calling it finished
+    (open_place / "count").write_text("-1000\n")
+    with OpenAIServer(reply, model="m") as server:
+        again = main_py("execution.isolation=process", f"execution.python={python}", "execution.workers=1",
+                        "search.branching_factor=2", server=server, run_dir=run_dir, data_dir=data_dir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["stopped"] == "budget" and result["programs"] == 6
+    kept = [json.loads(text) for text in (run_dir / "programs.jsonl").read_text().splitlines()]
+    assert kept[: len(programs)] == programs and len(kept) == 6
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the run user exists only when seidr runs as root")
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+async def test_a_standard_library_the_run_user_cannot_read_is_the_machines_fault(open_place, isolation):
+    if isolation == "namespace" and not bwrap_works():
+        pytest.fail("bubblewrap does not work here; scripts/setup.sh installs it")
+    python = standalone_python(open_place / "closed")
+    (open_place / "closed" / "lib").chmod(0o700)  # like a pyenv Python in a home closed to others
+    with pytest.raises(SandboxBroken, match="standard library") as raised:
+        await preflight(PythonExecutor(Sandbox(ExecutionLimits(), isolation=isolation, python=str(python))))
+    assert str(python) in str(raised.value) or str(open_place) in str(raised.value)
+
+
+async def test_a_missing_compiler_is_the_machines_fault():
+    executor = CppExecutor(Sandbox(ExecutionLimits(), isolation="process"), compiler="g++-not-installed")
+    with pytest.raises(SandboxBroken, match="g\\+\\+-not-installed is not installed"):
+        await preflight(executor)
+
+
+@pytest.mark.parametrize("language", ["python", "cpp"])
+async def test_preflight_passes_on_a_working_machine_and_times_itself(language):
+    sandbox = Sandbox(ExecutionLimits(), isolation="auto")
+    executor = PythonExecutor(sandbox) if language == "python" else CppExecutor(sandbox)
+    assert await preflight(executor) > 0
