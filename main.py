@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from omegaconf import DictConfig
 
 from seidr.config import register_resolvers
 from seidr.errors import SeidrError
+from seidr.redact import Redactor, install_log_redaction
 
 register_resolvers()
 log = logging.getLogger("seidr")
@@ -26,11 +28,12 @@ def main(cfg: DictConfig) -> float:
     from seidr.app import run_job  # after Hydra parsed the command line, so --help stays fast
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    redactor = protect_job(cfg, output_dir)
     try:
-        result = asyncio.run(run_job(cfg, output_dir)).result
+        result = asyncio.run(run_job(cfg, output_dir, redactor)).result
     except SeidrError as error:
         log.error("%s", error)
-        print(f"seidr: error: {error}", file=sys.stderr)
+        print(f"seidr: error: {redactor.message(str(error))}", file=sys.stderr)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # one bad job must not end a sweep, and under submitit an exit would leave the
             # launcher waiting for a result that never comes; the sweep reports failed jobs
@@ -40,11 +43,29 @@ def main(cfg: DictConfig) -> float:
         print(f"seidr: interrupted; programs so far are in {output_dir}/programs.jsonl", file=sys.stderr)
         sys.exit(130)
     verdict = "solved" if result["solved"] else "not solved"
-    print(f"{result['dataset']}/{result['problem']}: {verdict} · validation score {result['val_score']:.3f} · "
-          f"test pass rate {_rate(result['test_pass_rate'])} · {result['programs']} programs · "
-          f"{result['llm_calls']} LLM calls ({result['cache_hits']} cached) · "
-          f"{result['prompt_tokens'] + result['completion_tokens']} tokens{_cost(result['cost_usd'])} · {result['wall_s']:.1f} s → {output_dir}/result.json")
+    line = (f"{result['dataset']}/{result['problem']}: {verdict} · validation score {result['val_score']:.3f} · "
+            f"test pass rate {_rate(result['test_pass_rate'])} · {result['programs']} programs · "
+            f"{result['llm_calls']} LLM calls ({result['cache_hits']} cached) · "
+            f"{result['prompt_tokens'] + result['completion_tokens']} tokens{_cost(result['cost_usd'])} · {result['wall_s']:.1f} s → {output_dir}/result.json")
+    print(redactor.text(line))
     return float(result["val_score"])
+
+
+def protect_job(cfg: DictConfig, output_dir: Path) -> Redactor:
+    """The job's redactor (its config's secrets and the environment's), set on every log record,
+    and the files Hydra wrote before the job started (.hydra/*.yaml, a sweep's multirun.yaml and
+    job list) rewritten with the secrets masked: an override like model.api_key=... is in them."""
+    run = HydraConfig.get()
+    redactor = Redactor.from_sources(config=cfg, environ=os.environ,
+                                     overrides=[*sys.argv[1:], *run.overrides.task])
+    install_log_redaction(redactor)
+    names = ("config.yaml", "hydra.yaml", "overrides.yaml")
+    written = [output_dir / run.output_subdir / name for name in names] if run.output_subdir else []
+    if run.mode == RunMode.MULTIRUN:
+        written += [Path(run.sweep.dir) / name for name in ("multirun.yaml", "sweep_jobs.json")]
+    for path in written:
+        redactor.rewrite_file(path)
+    return redactor
 
 
 def _cost(value: float | None) -> str:
@@ -56,4 +77,6 @@ def _rate(value: float | None) -> str:
 
 
 if __name__ == "__main__":
+    # before Hydra: its own log lines (a sweep's job list) may quote model.api_key=... from argv
+    install_log_redaction(Redactor.from_sources(environ=os.environ, overrides=sys.argv[1:]))
     main()

@@ -28,6 +28,7 @@ from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient, Usage
 from seidr.problem import Example, Problem
 from seidr.prompts.common import DEBUG_PROMPT_IDS
+from seidr.redact import Redactor
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program
 from seidr.tracking.results import RunRecorder
@@ -169,16 +170,18 @@ class JobOutcome:
     output_dir: Path
 
 
-async def run_job(cfg: DictConfig, output_dir: Path) -> JobOutcome:
+async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None = None) -> JobOutcome:
     """Search the problem the config names."""
-    return await run_problem(cfg, load_problem(cfg), output_dir)
+    return await run_problem(cfg, load_problem(cfg), output_dir, redactor=redactor)
 
 
 async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None = None,
-                      critic: Critic | None = None) -> JobOutcome:
-    """Search one problem with the parts `cfg` names (or the given backend), saving as it goes."""
+                      critic: Critic | None = None, redactor: Redactor | None = None) -> JobOutcome:
+    """Search one problem with the parts `cfg` names (or the given backend), saving as it goes.
+    `redactor` masks secrets in all it writes; entry points build it with the environment's."""
     started = time.monotonic()
-    recorder = RunRecorder(output_dir, problem.valid)
+    redactor = redactor or Redactor.from_sources(config=cfg)
+    recorder = RunRecorder(output_dir, problem.valid, redactor)
     if (finished := recorder.finished_result()) is not None:
         log.info("this job already finished in %s: nothing to do", output_dir)
         return _finished_outcome(finished, recorder.earlier, output_dir)
@@ -210,7 +213,7 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         log.info("resuming: %d programs were recorded in %s", len(recorder.earlier), recorder.programs_path)
         for program in recorder.earlier:
             evaluator.remember(program.code, problem.valid, program.outcomes)
-    trackers = Trackers(cfg, problem, output_dir, recorder.programs_path)
+    trackers = Trackers(cfg, problem, output_dir, recorder.programs_path, redactor)
     try:
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from seidr.data.jsonl import check_task, task_problem
 from seidr.errors import SeidrError
 from seidr.llm.base import LLMBackend
 from seidr.llm.client import Usage
+from seidr.redact import Redactor
 from seidr.search.tree import Program
 
 __all__ = ["develop", "adevelop", "Development"]
@@ -98,7 +100,10 @@ async def adevelop(description: str | None = None, examples: Iterable[Any] | Non
                            test_examples=int(cfg.search.test_examples), prompt_examples=int(cfg.search.prompt_examples))
     folder = Path(output_dir) if output_dir else (
         Path(cfg.paths.output_root) / "api" / name / time.strftime("%Y-%m-%d_%H-%M-%S"))
-    outcome: JobOutcome = await run_problem(cfg, problem, folder, backend=backend, critic=critic)
+    # the API is an entry point like main.py: the environment's secrets are gathered here, once
+    redactor = Redactor.from_sources(config=cfg, environ=os.environ, overrides=overrides)
+    outcome: JobOutcome = await run_problem(cfg, problem, folder, backend=backend, critic=critic,
+                                            redactor=redactor)
     result = outcome.result
     return Development(solved=result["solved"], code=result["best_program"], val_score=result["val_score"],
                        test_pass_rate=result["test_pass_rate"], programs=outcome.programs, usage=outcome.usage,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seidr.prompts.common import DEFAULT_DEBUG_PROMPT
+from seidr.redact import Redactor
 
 
 @dataclass
@@ -64,8 +66,10 @@ def config_label(result: dict[str, Any], arity: str | None = None) -> str:
             f"{prompt}{shape}")
 
 
-def summarize(folder: Path) -> list[ConfigSummary]:
-    """One summary per configuration found under `folder`."""
+def summarize(folder: Path, redactor: Redactor | None = None) -> list[ConfigSummary]:
+    """One summary per configuration found under `folder`, with secrets masked (a job's error, or
+    an old sweep's job list with model.api_key=... in it): tables, plots and files come from here."""
+    redactor = redactor or Redactor()
     groups: dict[str, ConfigSummary] = {}
     unfinished_runs = []
     for programs in sorted(folder.rglob("programs.jsonl")):
@@ -73,15 +77,16 @@ def summarize(folder: Path) -> list[ConfigSummary]:
         if not result_path.is_file():
             unfinished_runs.append(str(programs.parent.relative_to(folder)))
             continue
-        result = json.loads(result_path.read_text(encoding="utf-8"))
+        result = redactor.data(json.loads(result_path.read_text(encoding="utf-8")))
         result["_folder"] = str(programs.parent.relative_to(folder))
         label = config_label(result)
         summary = groups.setdefault(label, ConfigSummary(label))
         summary.results.append(result)
         if result.get("stopped") == "error":
             summary.failed.append(result["_folder"])
-    missing = [f"job {number} ({' '.join(overrides)}): no programs (never started, or stopped on an error "
-               "before its search)" for number, overrides in never_started(folder)]
+    missing = [redactor.message(f"job {number} ({' '.join(overrides)}): no programs (never started, or "
+                                "stopped on an error before its search)")
+               for number, overrides in never_started(folder)]
     if unfinished_runs or missing:
         groups.setdefault("unfinished", ConfigSummary("unfinished")).unfinished.extend(unfinished_runs + missing)
     return list(groups.values())
@@ -194,8 +199,8 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
     return made
 
 
-def write_report(folder: Path) -> list[Path]:
-    summaries = summarize(folder)
+def write_report(folder: Path, redactor: Redactor | None = None) -> list[Path]:
+    summaries = summarize(folder, redactor)
     if not summaries:
         raise FileNotFoundError(f"no seidr jobs (programs.jsonl) under {folder}")
     rows = [s.row() for s in summaries]
@@ -217,13 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seidr.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
+    # an entry point: the environment's secrets are gathered here, for the library to mask
+    redactor = Redactor.from_sources(environ=os.environ)
     try:
-        for path in write_report(args.folder):
+        for path in write_report(args.folder, redactor):
             print(path)
     except FileNotFoundError as error:
         print(f"seidr.report: error: {error}", file=sys.stderr)
         return 2
-    print(table_markdown(summarize(args.folder)))
+    print(table_markdown(summarize(args.folder, redactor)))
     return 0
 
 

@@ -9,10 +9,13 @@ import argparse
 import difflib
 import html
 import json
+import os
 import sys
 import webbrowser
 from pathlib import Path
 from typing import Any
+
+from seidr.redact import Redactor
 
 ASSETS = Path(__file__).with_name("view_assets")
 
@@ -80,20 +83,23 @@ def render(data: dict[str, Any]) -> str:
             .replace("<!--TITLE-->", html.escape(data["title"])))
 
 
-def write_run_view(run_dir: Path) -> Path:
+def write_run_view(run_dir: Path, redactor: Redactor | None = None) -> Path:
+    """The run's page, with secrets masked in all it shows (code, outputs, the result)."""
     target = run_dir / "view.html"
-    target.write_text(render(load_run(run_dir)), encoding="utf-8")
+    target.write_text(render((redactor or Redactor()).data(load_run(run_dir))), encoding="utf-8")
     return target
 
 
-def write_sweep_view(sweep_dir: Path) -> Path:
+def write_sweep_view(sweep_dir: Path, redactor: Redactor | None = None) -> Path:
     """One view per job, and an index of the jobs (with the report's plots when present)."""
+    redactor = redactor or Redactor()
     rows = []
     for programs in sorted(sweep_dir.rglob("programs.jsonl")):
         run_dir = programs.parent
-        page = write_run_view(run_dir)
+        page = write_run_view(run_dir, redactor)
         result_path = run_dir / "result.json"
         result = json.loads(result_path.read_text(encoding="utf-8")) if result_path.is_file() else {}
+        result = redactor.data(result)
         rows.append((run_dir, page, result))
     if not rows:
         raise FileNotFoundError(f"no seidr runs (programs.jsonl) under {sweep_dir}")
@@ -130,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.is_dir():
         print(f"seidr.view: error: {folder} is not a folder", file=sys.stderr)
         return 2
+    # an entry point: the environment's secrets are gathered here, for the library to mask
+    redactor = Redactor.from_sources(environ=os.environ)
     try:
-        target = write_run_view(folder) if (folder / "programs.jsonl").is_file() else write_sweep_view(folder)
+        target = (write_run_view(folder, redactor) if (folder / "programs.jsonl").is_file()
+                  else write_sweep_view(folder, redactor))
     except (FileNotFoundError, ValueError, KeyError) as error:
         print(f"seidr.view: error: {error}", file=sys.stderr)
         return 2

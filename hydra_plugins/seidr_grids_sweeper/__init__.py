@@ -21,6 +21,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from seidr.redact import Redactor
+
 
 class GridsSweeper(Sweeper):
     """`grids`: a list of {key: comma-separated values}; `params` and the command line's
@@ -69,9 +71,12 @@ class GridsSweeper(Sweeper):
         size = self.max_batch_size or len(jobs) or 1
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        # secrets on the command line (model.api_key=..., a remote URL with a token) are masked
+        # in what the sweep writes and prints; each job masks its own files (main.py)
+        redactor = Redactor.from_sources(overrides=[override for job in jobs for override in job])
+        (sweep_dir / "multirun.yaml").write_text(redactor.yaml(OmegaConf.to_yaml(self.config)), encoding="utf-8")
         # the whole job list up front, so a report can name the jobs that never ran
-        (sweep_dir / "sweep_jobs.json").write_text(json.dumps(jobs, indent=0), encoding="utf-8")
+        (sweep_dir / "sweep_jobs.json").write_text(redactor.message(json.dumps(jobs, indent=0)), encoding="utf-8")
         returns = []
         failed = []
         for first in range(0, len(jobs), size):
@@ -85,7 +90,7 @@ class GridsSweeper(Sweeper):
             print(f"seidr: error: {len(failed)} of {len(jobs)} jobs failed (each printed its error; "
                   f"`python -m seidr.report {sweep_dir}` lists them):", file=sys.stderr)
             for number, job in failed[:20]:
-                print(f"  job {number}: {' '.join(job)}", file=sys.stderr)
+                print(redactor.message(f"  job {number}: {' '.join(job)}"), file=sys.stderr)
             raise SystemExit(2)
         return returns
 

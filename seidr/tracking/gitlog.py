@@ -22,6 +22,7 @@ from typing import Any
 import git
 from gitdb import IStream
 
+from seidr.redact import Redactor
 from seidr.search.tree import Program
 
 log = logging.getLogger("seidr.tracking")
@@ -37,8 +38,11 @@ def branch_name(dataset: str, problem: str, language: str, config: dict[str, Any
 class GitArchive:
     def __init__(self, path: str | Path, branch: str, extension: str, *, remote: str | None = None,
                  author_name: str = "seidr", author_email: str = "seidr@localhost", commit_every: int = 10,
-                 push_every: int = 50, push_retries: int = 3) -> None:
+                 push_every: int = 50, push_retries: int = 3, redactor: Redactor | None = None) -> None:
         self.path = Path(path).expanduser()
+        # files and commit messages are masked before they become objects (which are pushed and
+        # cannot be rewritten), and the remote's URL, whose userinfo may hold a token, in messages
+        self.redactor = redactor or Redactor()
         self.branch = branch
         self.extension = extension
         self.remote = remote or None
@@ -89,7 +93,8 @@ class GitArchive:
         return self._mktree(top)
 
     def add_program(self, program: Program, programs_jsonl: Path) -> None:
-        self._files[f"programs/{program.id:04d}.{self.extension}"] = self._blob(program.code.encode())
+        self._files[f"programs/{program.id:04d}.{self.extension}"] = self._blob(
+            self.redactor.text(program.code).encode())
         self._pending += 1
         if self._pending >= self.commit_every:
             self.commit(programs_jsonl, f"{program.id + 1} programs")
@@ -97,9 +102,10 @@ class GitArchive:
     def commit(self, programs_jsonl: Path, message: str, extra: dict[str, bytes] | None = None) -> str | None:
         """Commit what was added since the last commit (with the run's files); returns the commit."""
         if programs_jsonl.is_file():
-            self._files["programs.jsonl"] = self._blob(programs_jsonl.read_bytes())
+            self._files["programs.jsonl"] = self._blob(self._masked(programs_jsonl.read_bytes()))
         for name, data in (extra or {}).items():
-            self._files[name] = self._blob(data)
+            self._files[name] = self._blob(self._masked(data))
+        message = self.redactor.message(message)
         if not self._files:
             return None
         parent = self._head()
@@ -123,6 +129,7 @@ class GitArchive:
 
     def finish(self, programs_jsonl: Path, result: dict[str, Any], message: str) -> None:
         """The last commit (result and best program), the best-program tag, and a final push."""
+        result = self.redactor.data(result)
         extra = {"result.json": (_json(result) + "\n").encode()}
         if result.get("best_program"):
             extra[f"best.{self.extension}"] = result["best_program"].encode()
@@ -144,14 +151,23 @@ class GitArchive:
                 self._push_others()
                 return True
             except git.GitCommandError as error:
-                last = str(error).strip().splitlines()[-1] if str(error).strip() else "failed"
+                # the error quotes the command line, remote URL included
+                text = self.redactor.message(str(error)).strip()
+                last = text.splitlines()[-1] if text else "failed"
                 if attempt < self.push_retries:
                     time.sleep(min(8.0, 0.5 * 2 ** attempt))
         self.pushes_failed += 1
         log.warning("git archive: push to %s failed after %d tries (%s); the commits stay in %s and go with the "
-                    "next push", self.remote, self.push_retries, last, self.path)
+                    "next push", self.redactor.text(self.remote), self.push_retries, last, self.path)
         return False
 
+
+    def _masked(self, data: bytes) -> bytes:
+        """A file's bytes with secrets masked (text only; other bytes are kept as they are)."""
+        try:
+            return self.redactor.text(data.decode("utf-8")).encode("utf-8")
+        except UnicodeDecodeError:
+            return data
 
     def _push_others(self) -> None:
         """Best effort: branches of earlier jobs whose pushes failed go along (one that another

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from seidr.atomic import write_text_atomic
 from seidr.errors import SeidrError
 from seidr.problem import Example
+from seidr.redact import Redactor
 from seidr.search.tree import Program
 
 
@@ -18,8 +19,10 @@ class RunRecorder:
     """Writes a run's programs and result into its output folder, and reads back what an
     earlier, interrupted run of the same job left there."""
 
-    def __init__(self, output_dir: str | Path, tests: Sequence[Example] = ()) -> None:
+    def __init__(self, output_dir: str | Path, tests: Sequence[Example] = (),
+                 redactor: Redactor | None = None) -> None:
         self.tests = tuple(tests)  # the validation tests, named in each program's feedback
+        self.redactor = redactor or Redactor()  # what is written has its secrets masked
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.programs_path = self.output_dir / "programs.jsonl"
@@ -55,13 +58,14 @@ class RunRecorder:
     def add_program(self, program: Program) -> None:
         """Append one program; flushed and synced so a crash right after loses nothing. A program
         an earlier run of this job already recorded is checked, not written again."""
+        record = self.redactor.data(program.record(self.tests))
         if program.id < len(self.earlier):
-            if self.earlier[program.id].code != program.code:
+            if self.earlier[program.id].code != record["code"]:  # compared as written
                 raise SeidrError(
                     f"{self.programs_path} holds a different run (program {program.id} differs): rerun in a new "
                     "output folder, or with the same config and model.cache=true to resume")
             return
-        line = json.dumps(program.record(self.tests), ensure_ascii=False) + "\n"
+        line = json.dumps(record, ensure_ascii=False) + "\n"
         with self.programs_path.open("a", encoding="utf-8") as out:
             out.write(line)
             out.flush()
@@ -69,7 +73,7 @@ class RunRecorder:
 
     def write_result(self, result: dict[str, Any]) -> None:
         """Write result.json atomically: readers see the old file or the new one, never half."""
-        write_json_atomic(self.result_path, result)
+        write_json_atomic(self.result_path, self.redactor.data(result))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

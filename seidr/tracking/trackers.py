@@ -10,14 +10,18 @@ from typing import Any, Callable
 from omegaconf import DictConfig, OmegaConf
 
 from seidr.problem import Problem
+from seidr.redact import Redactor
 from seidr.search.tree import Program
 
 log = logging.getLogger("seidr.tracking")
 
 
 class Trackers:
-    def __init__(self, cfg: DictConfig, problem: Problem, output_dir: Path, programs_jsonl: Path) -> None:
+    def __init__(self, cfg: DictConfig, problem: Problem, output_dir: Path, programs_jsonl: Path,
+                 redactor: Redactor | None = None) -> None:
         self.programs_jsonl = programs_jsonl
+        # W&B and the archive get the config, programs, results and messages with secrets masked
+        self.redactor = redactor or Redactor.from_sources(config=cfg)
         self.wandb = None
         self.git = None
         tracking = cfg.get("tracking") or {}
@@ -29,7 +33,7 @@ class Trackers:
         if tracking.get("wandb"):
             w = tracking.wandb
             group = w.group or (output_dir.parent.name if output_dir.parent.parent.name == "multiruns" else "runs")
-            self.wandb = self._guard("W&B", lambda: _wandb(w, group, name, cfg, output_dir))
+            self.wandb = self._guard("W&B", lambda: _wandb(w, group, name, cfg, output_dir, self.redactor))
         if tracking.get("git"):
             g = tracking.git
             from seidr.tracking.gitlog import GitArchive, branch_name
@@ -37,14 +41,16 @@ class Trackers:
             self.git = self._guard("git archive", lambda: GitArchive(
                 g.path, branch_name(problem.dataset, problem.name, language, key), extension, remote=g.remote,
                 author_name=g.author_name, author_email=g.author_email, commit_every=int(g.commit_every),
-                push_every=int(g.push_every), push_retries=int(g.push_retries)))
+                push_every=int(g.push_every), push_retries=int(g.push_retries), redactor=self.redactor))
 
     def _guard(self, what: str, action: Callable[[], Any]) -> Any:
         try:
             return action()
         except Exception as error:  # noqa: BLE001 - tracking must never take the run down
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            log.warning("%s is off for this run: %s", what, first_line)
+            # the error may quote a URL or a config value: masked here too, for callers whose
+            # logging seidr did not set up (the Python API)
+            log.warning("%s is off for this run: %s", what, self.redactor.message(first_line))
             return None
 
     def _call(self, attribute: str, what: str, action: Callable[[Any], Any]) -> None:
@@ -67,9 +73,9 @@ class Trackers:
         self._call("git", "git archive", lambda archive: archive.finish(self.programs_jsonl, result, message))
 
 
-def _wandb(w: DictConfig, group: str, name: str, cfg: DictConfig, output_dir: Path):
+def _wandb(w: DictConfig, group: str, name: str, cfg: DictConfig, output_dir: Path, redactor: Redactor):
     from seidr.tracking.wandb_run import WandbRun
 
-    return WandbRun(project=w.project, entity=w.entity, group=group, name=name,
-                    config=OmegaConf.to_container(cfg, resolve=True), mode=str(w.mode), output_dir=output_dir,
-                    init_timeout_s=float(w.init_timeout_s))
+    return WandbRun(project=w.project, entity=w.entity, group=group, name=redactor.text(name),
+                    config=redactor.config(cfg), mode=str(w.mode), output_dir=output_dir,
+                    init_timeout_s=float(w.init_timeout_s), redactor=redactor)
