@@ -37,10 +37,14 @@ def main(cfg: DictConfig) -> float:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # one bad job must not end a sweep, and under submitit an exit would leave the
             # launcher waiting for a result that never comes; the sweep reports failed jobs
+            from seidr.sweep_callback import mark_failed
+
+            mark_failed(output_dir, redactor.message(str(error).strip().splitlines()[0] if str(error).strip()
+                                                     else type(error).__name__))
             return FAILED_JOB
         sys.exit(2)
     except KeyboardInterrupt:
-        print(f"seidr: interrupted; programs so far are in {output_dir}/programs.jsonl", file=sys.stderr)
+        print(f"seidr: interrupted; {_kept(output_dir)}", file=sys.stderr)
         sys.exit(130)
     verdict = "solved" if result["solved"] else "not solved"
     line = (f"{result['dataset']}/{result['problem']}: {verdict} · validation score {result['val_score']:.3f} · "
@@ -68,6 +72,18 @@ def protect_job(cfg: DictConfig, output_dir: Path) -> Redactor:
     return redactor
 
 
+def _kept(output_dir: Path) -> str:
+    """What an interrupted job leaves in its folder, and how to go on from it."""
+    try:
+        count = (output_dir / "programs.jsonl").read_bytes().count(b"\n")
+    except OSError:
+        count = 0
+    if count == 0:
+        return f"no program was recorded yet in {output_dir}"
+    return (f"{count} program{'s' if count != 1 else ''} kept in {output_dir / 'programs.jsonl'}; "
+            f"rerun with hydra.run.dir={output_dir} to resume")
+
+
 def _cost(value: float | None) -> str:
     return "" if value is None else f" · ${value:.4f}"
 
@@ -79,4 +95,6 @@ def _rate(value: float | None) -> str:
 if __name__ == "__main__":
     # before Hydra: its own log lines (a sweep's job list) may quote model.api_key=... from argv
     install_log_redaction(Redactor.from_sources(environ=os.environ, overrides=sys.argv[1:]))
+    # a log file on a full disk must not print a traceback per record over the one line that says why
+    logging.raiseExceptions = False
     main()

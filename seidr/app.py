@@ -31,8 +31,10 @@ from seidr.prompts.common import DEBUG_PROMPT_IDS
 from seidr.redact import Redactor
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program
+from seidr.tracking.lock import RunLock
 from seidr.tracking.results import RunRecorder
 from seidr.tracking.trackers import Trackers
+from seidr.validate import problem_warnings, validate_config
 
 log = logging.getLogger("seidr")
 
@@ -131,7 +133,8 @@ class Evaluator:
         self.cached_verdicts += len(tests) - len(missing)
         if missing:
             async with self._slots:
-                outcomes = await self.executor.run(source, missing, self.problem.mode)
+                outcomes = await self.executor.run(source, missing, self.problem.mode,
+                                                   entry_point=self.problem.entry_point, preamble=self.problem.preamble)
             for test, outcome in zip(missing, outcomes):
                 self._verdicts[(digest, test)] = outcome
         outcomes = [self._verdicts[(digest, test)] for test in tests]
@@ -172,6 +175,7 @@ class JobOutcome:
 
 async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None = None) -> JobOutcome:
     """Search the problem the config names."""
+    validate_config(cfg)  # before the data is read: a bad key is one line, not a traceback later
     return await run_problem(cfg, load_problem(cfg), output_dir, redactor=redactor)
 
 
@@ -179,9 +183,18 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
                       critic: Critic | None = None, redactor: Redactor | None = None) -> JobOutcome:
     """Search one problem with the parts `cfg` names (or the given backend), saving as it goes.
     `redactor` masks secrets in all it writes; entry points build it with the environment's."""
+    validate_config(cfg)  # the Python API enters here, with a config main.py never saw
+    problem = replace(problem, warnings=tuple(problem_warnings(problem, int(cfg.search.test_examples))))
+    with RunLock(output_dir):  # a second job in the folder would append every program again
+        return await _run_problem(cfg, problem, output_dir, backend, critic, redactor)
+
+
+async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None,
+                       critic: Critic | None, redactor: Redactor | None) -> JobOutcome:
     started = time.monotonic()
     redactor = redactor or Redactor.from_sources(config=cfg)
-    recorder = RunRecorder(output_dir, problem.valid, redactor)
+    recorder = RunRecorder(output_dir, problem.valid, redactor,
+                           repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)))
     if (finished := recorder.finished_result()) is not None:
         log.info("this job already finished in %s: nothing to do", output_dir)
         return _finished_outcome(finished, recorder.earlier, output_dir)
@@ -203,8 +216,11 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
     selection = build(cfg.selection)
     log.info("problem %s/%s (%s): %d validation, %d test examples; split %s", problem.dataset, problem.name,
              cfg.language, len(problem.valid), len(problem.test), problem.split)
+    for warning in problem.warnings:
+        log.warning("%s", warning)
 
     llm = make_client(cfg, backend)
+    llm.on_paid = lambda usage: recorder.record_usage(usage.calls, usage.cost_usd)
     evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
                           critic=critic)
     if recorder.earlier:
@@ -255,6 +271,8 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "val_score": best.score if best else 0.0,
         "val_pass_rate": best.pass_rate if best else 0.0,
         "test_pass_rate": test_pass_rate,
+        # solved on validation but not on the held-out tests: hard-coded examples, or a lucky fit
+        "overfit": bool(outcome.solved and test_pass_rate is not None and test_pass_rate < 1.0),
         "valid_examples": len(problem.valid),
         "test_examples": len(problem.test),
         "programs": len(outcome.programs),
@@ -265,6 +283,9 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         **{k: getattr(params, k) for k in ("drafts_per_prompt", "explanations_per_program",
                                            "repairs_per_explanation", "beam_width")},
         **llm.usage.as_dict(),
+        # calls and cost of every run of this job (a resumed one replays the earlier runs' replies)
+        **recorder.total_usage(llm.usage.calls, llm.usage.cost_usd),
+        "llm_calls_this_run": llm.usage.calls,
         "wall_s": round(time.monotonic() - started, 3),
         "best_program_id": best.id if best else None,
         "best_program": best.code if best else None,
@@ -272,10 +293,17 @@ async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backe
         "cached_verdicts": evaluator.cached_verdicts,
         "isolation": executor.sandbox.isolation,
         "preflight_s": round(preflight_s, 3),
-        "stopped": "solved" if outcome.solved else ("error" if failure else "budget"),
+        "stopped": ("solved" if outcome.solved else "error" if failure
+                    else "no_replies" if outcome.ran_out else "budget"),
         "error": str(failure) if failure else None,
+        "warnings": list(problem.warnings),
     }
-    recorder.write_result(result)
+    try:
+        recorder.write_result(result)
+    except SeidrError:
+        if failure is None:
+            raise
+        raise failure from None  # a full disk refuses both: the first refusal is the one to report
     trackers.finish(result, outcome.programs)
     log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in llm.usage.as_dict().items()))
     if failure:

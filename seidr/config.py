@@ -11,6 +11,16 @@ CONFIG_DIR = REPO_ROOT / "conf"
 
 
 def register_resolvers() -> None:
-    """`${seidr_root:}` in configs: the repository folder, wherever the command runs from."""
+    """`${seidr_root:}` in configs: the repository folder, wherever the command runs from;
+    `${folder_name:${problem}}`: a problem name as a relative folder (see `folder_name`)."""
     if not OmegaConf.has_resolver("seidr_root"):
         OmegaConf.register_new_resolver("seidr_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("folder_name"):
+        OmegaConf.register_new_resolver("folder_name", folder_name)
+
+
+def folder_name(name: object) -> str:
+    """A name as a folder path that stays below the folder it is joined to: `HumanEval/0` stays
+    nested, while `..`, `.`, empty parts and a leading `/` are dropped (`a/../../b` -> `a/b`)."""
+    parts = [part for part in str(name).replace("\\", "/").split("/") if part not in ("", ".", "..")]
+    return "/".join(parts) or "_"

@@ -42,6 +42,7 @@ from seidr.llm.base import LLMBackend
 from seidr.llm.client import Usage
 from seidr.redact import Redactor
 from seidr.search.tree import Program
+from seidr.validate import validate_config
 
 __all__ = ["develop", "adevelop", "Development"]
 
@@ -96,6 +97,7 @@ async def adevelop(description: str | None = None, examples: Iterable[Any] | Non
     cfg = compose_config(
         [f"language={language}", f"seed={seed}", *(f"search.{k}={v}" for k, v in search.items()),
          *([f"model={model}"] if isinstance(model, str) else []), *overrides])
+    validate_config(cfg)  # before the numbers below are read: a bad value is one clear error
     problem = task_problem(task, dataset="api", valid_examples=int(cfg.search.valid_examples),
                            test_examples=int(cfg.search.test_examples), prompt_examples=int(cfg.search.prompt_examples))
     folder = Path(output_dir) if output_dir else (

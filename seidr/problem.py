@@ -41,3 +41,5 @@ class Problem:
     preamble: str = ""
     split: str = "heldout"
     meta: dict[str, str] = field(default_factory=dict)
+    # legal but suspicious facts about the data (fewer examples than asked): logged, and kept in result.json
+    warnings: tuple[str, ...] = ()

@@ -114,11 +114,22 @@ def table_markdown(summaries: list[ConfigSummary]) -> str:
     return "\n".join(lines)
 
 
-def anytime(results: list[dict[str, Any]], key: str) -> tuple[list[float], list[int]]:
+def anytime(results: list[dict[str, Any]], key: str,
+            until: float | None = None) -> tuple[list[float], list[int]]:
     """Steps of (spend, problems solved with at most that spend): a search stops when it solves,
-    so a solved job's spend is what solving it took."""
+    so a solved job's spend is what solving it took. `until` (the budget) ends the curve there,
+    flat after the last solve: spending the rest of the budget solved nothing more."""
     spent = sorted(float(r[key]) for r in results if r["solved"])
-    return spent, list(range(1, len(spent) + 1))
+    solved = list(range(1, len(spent) + 1))
+    if until is not None and (not spent or until > spent[-1]):
+        spent, solved = [*spent, float(until)], [*solved, len(solved)]
+    return spent, solved
+
+
+def budget(results: list[dict[str, Any]]) -> int | None:
+    """The most programs any of these jobs was allowed (result.json's max_programs)."""
+    budgets = [int(r["max_programs"]) for r in results if r.get("max_programs")]
+    return max(budgets) if budgets else None
 
 
 def pass_rate_curve(runs: list[Path]) -> list[float]:
@@ -157,7 +168,7 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
         for axis, key in zip(axes, ("programs", "tokens")):
             results = [dict(r, tokens=r.get("prompt_tokens", 0) + r.get("completion_tokens", 0))
                        for r in summary.results]
-            x, y = anytime(results, key)
+            x, y = anytime(results, key, until=budget(results) if key == "programs" else None)
             axis.step([0, *x], [0, *y], where="post", label=summary.config)
         curve = pass_rate_curve([folder / r["_folder"] for r in summary.results])
         axes[2].plot(range(1, len(curve) + 1), curve, label=summary.config)
@@ -165,6 +176,10 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
         axis.set_xlabel(what)
         axis.set_ylabel("problems solved (validation)")
         axis.grid(alpha=0.3)
+    most = budget([r for s in finished for r in s.results])
+    if most:  # programs axes end at the budget, not at the last solve
+        axes[0].set_xlim(0, most)
+        axes[2].set_xlim(0, most)
     axes[1].set_xscale("symlog")
     axes[2].set_xlabel("programs generated")
     axes[2].set_ylabel("mean best validation pass rate")

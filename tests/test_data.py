@@ -1,3 +1,6 @@
+import gzip
+import json
+
 import pytest
 
 from seidr.data.humaneval import HumanEvalDataset, assert_tests
@@ -114,3 +117,96 @@ def test_humaneval_number_alone_is_accepted_and_unknown_is_explained(humaneval):
 def test_humaneval_preamble_keeps_helpers_the_tests_need(humaneval):
     problem = humaneval.load("HumanEval/32", seed=0)
     assert "def poly" in problem.preamble and "def find_zero" not in problem.preamble
+
+
+def small_psb2(tmp_path, edge: list, random_rows: list) -> PSB2Dataset:
+    """A PSB2 folder with one problem, "echo"; a row given as bytes is written as that line."""
+    folder = tmp_path / "datasets" / "echo"
+    folder.mkdir(parents=True)
+    (tmp_path / "descriptions.json").write_text(json.dumps({"echo": "Print the number read."}))
+    for kind, rows in (("edge", edge), ("random", random_rows)):
+        lines = [row if isinstance(row, bytes) else json.dumps(row).encode() for row in rows]
+        (folder / f"echo-{kind}.json").write_bytes(b"".join(line + b"\n" for line in lines))
+    return PSB2Dataset(tmp_path)
+
+
+ROW = {"input1": 1, "output1": 1}
+
+
+@pytest.mark.parametrize("bad_row, needle", [
+    (b'{"input1": "\xe9t\xe9", "output1": 1}', "line 2: not valid UTF-8 (byte 0xe9 at column 13)"),
+    (b'[1, 1]', "line 2: expected a JSON object with input1.. and output1.. keys, got a list"),
+    (b'{"input1": 1}', "line 2: expected a JSON object with input1.. and output1.. keys, got one without output1.."),
+    (b'{"input1": 1, ', "line 2: not valid JSON"),
+])
+def test_bad_psb2_row_names_file_and_line(tmp_path, bad_row, needle):
+    dataset = small_psb2(tmp_path, [ROW], [ROW, bad_row, ROW])
+    with pytest.raises(SeidrError) as error:
+        dataset.load("echo", seed=0)
+    assert f"{tmp_path / 'datasets' / 'echo' / 'echo-random.json'} {needle}" in str(error.value)
+
+
+def test_bad_psb2_descriptions_file_names_the_line(tmp_path):
+    dataset = small_psb2(tmp_path, [ROW], [ROW])
+    (tmp_path / "descriptions.json").write_bytes(b'{\n"echo": "caf\xe9"}\n')
+    with pytest.raises(SeidrError, match=r"descriptions.json line 2: not valid UTF-8"):
+        dataset.load("echo", seed=0)
+
+
+def test_psb2_empty_random_file_warns_that_no_test_split_is_left(tmp_path):
+    problem = small_psb2(tmp_path, [ROW, ROW], []).load("echo", seed=0, valid_examples=50)
+    assert len(problem.valid) == 2 and problem.test == ()
+    assert any("echo-random.json holds no cases" in w for w in problem.warnings)
+    assert any("search.valid_examples=50 but PSB2 echo has only 2 cases" in w for w in problem.warnings)
+
+
+def test_psb2_short_test_split_is_warned_only_when_far_short(tmp_path):
+    dataset = small_psb2(tmp_path, [ROW], [{"input1": n, "output1": n} for n in range(10)])
+    assert dataset.load("echo", seed=0, valid_examples=3, test_examples=10).warnings == ()  # 8 of 10
+    [warning] = dataset.load("echo", seed=0, valid_examples=3, test_examples=20).warnings
+    assert "search.test_examples=20" in warning and "rests on 8" in warning
+
+
+def test_problem_without_validation_examples_is_an_error(tmp_path):
+    from seidr.validate import problem_warnings
+
+    problem = small_psb2(tmp_path, [], []).load("echo", seed=0)
+    with pytest.raises(SeidrError, match="no validation examples"):
+        problem_warnings(problem, test_examples=2000)
+
+
+def write_humaneval(tmp_path, lines: list[bytes]):
+    path = tmp_path / "HumanEval.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(line + b"\n" for line in lines)))
+    return HumanEvalDataset(path)
+
+
+HUMANEVAL_ROW = json.dumps({"task_id": "HumanEval/0", "prompt": "def f():\n", "entry_point": "f",
+                            "test": "def check(candidate):\n    assert candidate() == 1\n"}).encode()
+
+
+@pytest.mark.parametrize("bad_line, needle", [
+    (b'{"task_id": "HumanEval/1", "prompt": "\xff"}', "line 2: not valid UTF-8"),
+    (b'["HumanEval/1"]', "line 2: expected a JSON object with task_id, prompt, test, entry_point, got a list"),
+    (b'{"task_id": "HumanEval/1", "prompt": "p"}', "line 2: expected a JSON object with task_id, prompt, test, "
+                                                   "entry_point; test, entry_point missing or not a string"),
+])
+def test_bad_humaneval_line_names_file_and_line(tmp_path, bad_line, needle):
+    dataset = write_humaneval(tmp_path, [HUMANEVAL_ROW, bad_line])
+    with pytest.raises(SeidrError) as error:
+        dataset.problem_names()
+    assert f"{tmp_path / 'HumanEval.jsonl.gz'} {needle}" in str(error.value)
+
+
+def test_humaneval_file_that_is_not_gzip_is_explained(tmp_path):
+    path = tmp_path / "HumanEval.jsonl.gz"
+    path.write_bytes(HUMANEVAL_ROW)
+    with pytest.raises(SeidrError, match="not a readable gzip file"):
+        HumanEvalDataset(path).problem_names()
+
+
+def test_humaneval_x_python_ids_are_humaneval_ids(humaneval):
+    assert humaneval.load("Python/3", seed=0).name == "HumanEval/3"
+    assert humaneval.load("humaneval/3", seed=0).name == "HumanEval/3"
+    with pytest.raises(SeidrError, match="CPP/3 is a cpp problem: add language=cpp"):
+        humaneval.load("CPP/3", seed=0)

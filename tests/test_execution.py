@@ -33,8 +33,9 @@ def isolation(request) -> str:
 @pytest.fixture
 def run(isolation):
     """Run a Python program on tests in a sandbox of the level under test."""
-    def _run(code: str, tests=DOUBLE, mode="stdio", limits=LIMITS):
-        return asyncio.run(PythonExecutor(Sandbox(limits, isolation=isolation)).run(code, tests, mode))
+    def _run(code: str, tests=DOUBLE, mode="stdio", limits=LIMITS, entry_point=None):
+        return asyncio.run(PythonExecutor(Sandbox(limits, isolation=isolation)).run(code, tests, mode,
+                                                                                   entry_point=entry_point))
 
     return _run
 
@@ -205,7 +206,7 @@ def test_function_mode_runs_asserts_against_the_program(run):
     tests = [Example("candidate = add\nassert candidate(1, 2) == 3\n"),
              Example("candidate = add\nassert candidate(7, 1) == 8\n"),
              Example("candidate = add\nassert candidate('a', 1) == 3\n")]
-    assert statuses(run(code, tests, mode="function")) == ["pass", "wrong", "error"]
+    assert statuses(run(code, tests, mode="function", entry_point="add")) == ["pass", "wrong", "error"]
 
 
 def test_each_test_starts_with_fresh_program_globals(run):

@@ -61,3 +61,23 @@ def test_unknown_task_lists_the_file_tasks(tmp_path):
 def test_missing_file_names_the_setting(tmp_path):
     with pytest.raises(SeidrError, match="dataset.path"):
         JsonlDataset(tmp_path / "none.jsonl").problem_names()
+
+
+def test_bad_bytes_are_reported_per_line_and_the_other_lines_still_checked(tmp_path):
+    good = json.dumps({"name": "ok", "description": "d", "examples": [{"input": "1\n", "output": "1\n"}]}).encode()
+    path = tmp_path / "tasks.jsonl"
+    path.write_bytes(b"\n".join([good, b'{"name": "caf\xe9"}', b"[1, 2]", good]) + b"\n")
+    with pytest.raises(SeidrError) as error:
+        JsonlDataset(path).problem_names()
+    message = str(error.value)
+    assert "line 2: not valid UTF-8 (byte 0xe9 at column 14)" in message
+    assert "line 3: a task must be a JSON object, got a list" in message
+    assert "line 4: name 'ok' is used by an earlier line" in message
+
+
+def test_line_separators_inside_strings_and_a_byte_order_mark_keep_lines_whole(tmp_path):
+    # U+2028 is legal unescaped inside a JSON string; str.splitlines would cut the line there
+    task = {"name": "sep", "description": "one\u2028two", "examples": [{"input": "1\n", "output": "1\n"}]}
+    path = tmp_path / "tasks.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(task, ensure_ascii=False).encode() + b"\n")
+    assert JsonlDataset(path).tasks()["sep"]["description"] == "one\u2028two"

@@ -4,6 +4,7 @@ and W&B (offline files; a broken W&B only warns)."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import sys
 import git
 
 from seidr.config import REPO_ROOT
+from seidr.execution.base import TestOutcome
+from seidr.search.tree import Program
+from seidr.tracking.gitlog import GitArchive, branch_name
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main, seidr_reply
 
@@ -108,3 +112,91 @@ def test_a_broken_wandb_is_a_warning_not_a_lost_run(data_dir, tmp_path):
     assert "W&B is off for this run" in proc.stdout + proc.stderr
     result, _ = read_run(tmp_path / "out")
     assert result["solved"]
+
+
+def test_concurrent_jobs_with_the_same_config_each_keep_their_own_branch(data_dir, tmp_path):
+    """Three copies of one job (one config, one archive, three run folders) at once: none loses a
+    program to another, and the archive stays sound."""
+    with OpenAIServer(seidr_reply, model="m") as server:
+        def start(out):
+            args = [sys.executable, str(REPO_ROOT / "main.py"), *BASE, f"model.base_url={server.base_url}",
+                    *archive_args(tmp_path / "archive", "tracking.git.commit_every=1"), "problem=fizz-buzz",
+                    f"paths.data_dir={data_dir}", f"paths.output_root={out}"]
+            return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    cwd=REPO_ROOT)
+
+        jobs = [start(tmp_path / f"out{n}") for n in range(3)]
+        for job in jobs:
+            out, err = job.communicate(timeout=300)
+            assert job.returncode == 0, err
+            assert "git archive" not in out + err  # neither off nor warning
+    repo = git.Repo(tmp_path / "archive")
+    branches = [r.path for r in repo.refs if r.path.startswith("refs/heads/seidr/psb2/fizz-buzz/python/")]
+    assert len(branches) == 3
+    assert len({b.rsplit("-", 1)[0] for b in branches}) == 1  # one config hash, three runs
+    archived = sorted(sorted(f for f in repo.git.ls_tree("-r", "--name-only", b).splitlines()
+                             if f.startswith("programs/")) for b in branches)
+    recorded = sorted(sorted(f"programs/{p['id']:04d}.py" for p in read_run(tmp_path / f"out{n}")[1])
+                      for n in range(3))
+    assert archived == recorded
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=tmp_path / "archive", capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
+
+
+def test_branch_name_is_per_run_folder_and_stable_for_a_resume(tmp_path):
+    config = {"model": "m", "seed": 0}
+    first = branch_name("psb2", "fizz-buzz", "python", config, tmp_path / "run1")
+    assert first == branch_name("psb2", "fizz-buzz", "python", config, tmp_path / "run1")
+    assert first != branch_name("psb2", "fizz-buzz", "python", config, tmp_path / "run2")
+    assert first.rsplit("-", 1)[0] == branch_name("psb2", "fizz-buzz", "python", config,
+                                                  tmp_path / "run2").rsplit("-", 1)[0]
+
+
+def _program(number: int) -> Program:
+    return Program(id=number, parent_id=None, kind="draft", generation=0, code=f"print({number})\n",
+                   outcomes=(TestOutcome("pass", 1.0),))
+
+
+def _archived(repo: git.Repo, branch: str) -> set[str]:
+    return set(repo.git.ls_tree("-r", "--name-only", f"refs/heads/{branch}").splitlines())
+
+
+def test_a_branch_moved_under_the_archive_is_built_on_not_fatal(tmp_path):
+    branch = "seidr/psb2/p/python/cfg-run"
+    jsonl = tmp_path / "programs.jsonl"
+    jsonl.write_text("{}\n")
+    archive = GitArchive(tmp_path / "archive", branch, "py", commit_every=100)
+    archive.add_program(_program(0), jsonl)
+    first = archive.commit(jsonl, "1 program")
+    # between this job's two commits another writer moves the branch (its compare-and-swap wins)
+    other = GitArchive(tmp_path / "archive", branch, "py", commit_every=100)
+    other.add_program(_program(7), jsonl)
+    theirs = other.commit(jsonl, "another writer")
+    archive.add_program(_program(1), jsonl)
+    ours = archive.commit(jsonl, "2 programs")
+    assert ours is not None and archive.commits == 2
+    repo = git.Repo(tmp_path / "archive")
+    assert repo.commit(f"refs/heads/{branch}").hexsha == ours
+    assert [c.hexsha for c in repo.iter_commits(ours)] == [ours, theirs, first]
+    assert {"programs/0000.py", "programs/0001.py", "programs/0007.py"} <= _archived(repo, branch)
+
+
+def test_a_branch_that_cannot_move_warns_and_commits_later(tmp_path, caplog):
+    branch = "seidr/psb2/p/python/cfg-run"
+    jsonl = tmp_path / "programs.jsonl"
+    jsonl.write_text("{}\n")
+    archive = GitArchive(tmp_path / "archive", branch, "py", commit_every=100)
+    archive.add_program(_program(0), jsonl)
+    archive.commit(jsonl, "1 program")
+    # a lock git leaves on the ref while another process updates it: every update is refused
+    lock = tmp_path / "archive" / "refs" / "heads" / f"{branch}.lock"
+    lock.write_text("")
+    archive.add_program(_program(1), jsonl)
+    with caplog.at_level(logging.WARNING, logger="seidr.tracking"):
+        assert archive.commit(jsonl, "2 programs") is None
+    assert "could not move branch" in caplog.text and "tries again" in caplog.text
+    lock.unlink()
+    archive.add_program(_program(2), jsonl)
+    assert archive.commit(jsonl, "3 programs") is not None
+    repo = git.Repo(tmp_path / "archive")
+    assert {"programs/0000.py", "programs/0001.py", "programs/0002.py"} <= _archived(repo, branch)

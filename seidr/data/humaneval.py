@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ast
 import gzip
-import json
 import math
 import random
 import re
 from pathlib import Path
 
+from seidr.data.lines import json_line, json_type, numbered_lines
 from seidr.errors import SeidrError
 from seidr.execution.cpp import mask, split_test, statements, top_level_functions
 from seidr.problem import Example, Problem
@@ -24,6 +24,10 @@ SPLITS = ("heldout", "paper")
 LANGUAGES = ("python", "cpp")
 TASK_PREFIX = {"python": "HumanEval", "cpp": "CPP"}  # task ids are <prefix>/<number>
 CPP_FILE = "humaneval_cpp.jsonl.gz"
+# HumanEval-X names its Python problems Python/<n>; the original SEIDR's configs use those names
+ALIASES = {"python": ("Python",), "cpp": ("C++", "Cpp")}
+REQUIRED_KEYS = {"python": ("task_id", "prompt", "test", "entry_point"),
+                 "cpp": ("task_id", "prompt", "test", "declaration")}
 
 
 class HumanEvalDataset:
@@ -55,14 +59,11 @@ class HumanEvalDataset:
                     f"HumanEval data not found at {self.path}. Set DATA_PATH to a folder holding "
                     f"humaneval/{file}, or {key}=<file> (see data/humaneval/SOURCE.md)."
                 )
-            opener = gzip.open if self.path.suffix == ".gz" else open
-            with opener(self.path, "rt", encoding="utf-8") as lines:
-                records = [json.loads(line) for line in lines if line.strip()]
-            self._records = {r["task_id"]: r for r in records}
+            self._records = read_records(self.path, REQUIRED_KEYS[self.language])
         return self._records
 
     def problem_names(self) -> list[str]:
-        return sorted(self.records(), key=lambda tid: int(tid.rsplit("/", 1)[1]))
+        return sorted(self.records(), key=_task_order)
 
     def load(self, problem: str, *, seed: int, valid_examples: int = 50, test_examples: int = 2000,
              prompt_examples: int = 5) -> Problem:
@@ -96,13 +97,53 @@ class HumanEvalDataset:
         prefix = TASK_PREFIX[self.language]
         if problem in records:
             return problem
-        if problem.isdigit() and f"{prefix}/{problem}" in records:
-            return f"{prefix}/{problem}"
+        head, _, number = problem.rpartition("/")
+        known = {p.lower(): language for language, p in TASK_PREFIX.items()}
+        known.update({alias.lower(): language for language, aliases in ALIASES.items() for alias in aliases})
+        if number.isdigit() and (not head or known.get(head.lower()) == self.language) \
+                and f"{prefix}/{number}" in records:
+            return f"{prefix}/{number}"
+        hint = ""
+        if known.get(head.lower(), self.language) != self.language:
+            hint = f"; {problem} is a {known[head.lower()]} problem: add language={known[head.lower()]}"
         names = self.problem_names()
         raise SeidrError(
             f"unknown HumanEval problem {problem!r} for language={self.language}; valid names: {names[0]} … "
-            f"{names[-1]} ({prefix}/<number>, or the number alone)"
+            f"{names[-1]} ({prefix}/<number>, or the number alone){hint}"
         )
+
+
+def _task_order(task_id: str) -> tuple[int, int, str]:
+    # numbered ids (HumanEval/0 … HumanEval/163) in number order, any others after them
+    number = task_id.rpartition("/")[2]
+    return (0, int(number), "") if number.isdigit() else (1, 0, task_id)
+
+
+def read_records(path: Path, required: tuple[str, ...]) -> dict[str, dict]:
+    """The problems of a (gzipped) JSON-lines file by task id; SeidrError naming the first bad line."""
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as error:
+        raise SeidrError(f"{path} is not a readable gzip file ({error}); download it again "
+                         "(see data/humaneval/SOURCE.md)") from None
+    records: dict[str, dict] = {}
+    for number, raw in numbered_lines(data):
+        if not raw.strip():
+            continue
+        try:
+            record = json_line(raw)
+            if not isinstance(record, dict):
+                raise ValueError(f"expected a JSON object with {', '.join(required)}, got {json_type(record)}")
+            missing = [key for key in required if not isinstance(record.get(key), str)]
+            if missing:
+                raise ValueError(f"expected a JSON object with {', '.join(required)}; "
+                                 f"{', '.join(missing)} missing or not a string")
+        except ValueError as error:
+            raise SeidrError(f"{path} line {number}: {error}") from None
+        records[record["task_id"]] = record
+    if not records:
+        raise SeidrError(f"{path} holds no problems")
+    return records
 
 
 def split_tests(tests: list[Example], split: str, seed: int) -> tuple[list[Example], list[Example]]:

@@ -14,10 +14,10 @@ tests, the test score is taken on the validation examples (result.json's split s
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 from typing import Any
 
+from seidr.data.lines import json_line, json_type, numbered_lines
 from seidr.errors import SeidrError
 from seidr.problem import Example, Problem
 
@@ -58,13 +58,13 @@ def read_tasks(path: Path) -> dict[str, dict[str, Any]]:
     tasks: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     bad_lines = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for number, raw in numbered_lines(path.read_bytes()):
+        if not raw.strip():
             continue
         try:
-            task = json.loads(line)
-        except json.JSONDecodeError as error:
-            errors.append(f"line {number}: not valid JSON ({error.msg} at column {error.colno})")
+            task = json_line(raw)
+        except ValueError as error:
+            errors.append(f"line {number}: {error}")
             bad_lines += 1
             continue
         problems = check_task(task)
@@ -84,7 +84,7 @@ def read_tasks(path: Path) -> dict[str, dict[str, Any]]:
 def check_task(task: Any) -> list[str]:
     """What is wrong with one task (empty when it is fine)."""
     if not isinstance(task, dict):
-        return ["a task must be a JSON object"]
+        return [f"a task must be a JSON object, got {json_type(task)}"]
     problems = [f"unknown key {key!r}" for key in task if key not in KNOWN_KEYS]
     if not isinstance(task.get("name"), str) or not task.get("name"):
         problems.append('"name" must be a non-empty string')

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
+from seidr.data.lines import json_file, json_line, numbered_lines
 from seidr.data.psb2_format import format_values, split_row
 from seidr.errors import SeidrError
 from seidr.problem import Example, Problem
@@ -49,6 +49,17 @@ class PSB2Dataset:
         valid = (edge + randoms)[:valid_examples]
         used_random = max(0, len(valid) - len(edge))
         test = randoms[used_random:used_random + test_examples]
+        warnings: list[str] = []
+        if not randoms:
+            warnings.append(f"{folder / f'{problem}-random.json'} holds no cases: validation has the edge "
+                            "cases only and there is no test split")
+        if len(valid) < valid_examples:
+            warnings.append(f"search.valid_examples={valid_examples} but PSB2 {problem} has only {len(valid)} "
+                            f"cases: validating on {len(valid)}, none left for the test split")
+        elif 0 < len(test) < test_examples / 2:
+            # a small shortfall is normal (validation takes some random cases); a large one weakens the test score
+            warnings.append(f"search.test_examples={test_examples} but only {len(test)} random cases of PSB2 "
+                            f"{problem} are left after validation: the test pass rate rests on {len(test)}")
         return Problem(
             name=problem,
             dataset=self.name,
@@ -58,14 +69,18 @@ class PSB2Dataset:
             test=tuple(test),
             prompt_examples=tuple(valid[:prompt_examples]),
             split="edge+random/random",
+            warnings=tuple(warnings),
         )
 
     def _description(self, problem: str) -> str:
         path = self.root / "descriptions.json"
         if not path.is_file():
             raise SeidrError(f"PSB2 descriptions not found at {path}; it must sit beside datasets/")
-        text = json.loads(path.read_text(encoding="utf-8")).get(problem)
-        if not text:
+        descriptions = json_file(path)
+        if not isinstance(descriptions, dict):
+            raise SeidrError(f"{path} must hold a JSON object of problem name to description")
+        text = descriptions.get(problem)
+        if not isinstance(text, str) or not text:
             raise SeidrError(f"{path} has no description for {problem!r}")
         marker = _DESCRIPTION_TAIL_MARKERS.get(problem)
         if marker and marker in text:
@@ -77,13 +92,12 @@ def _read_examples(path: Path) -> list[Example]:
     if not path.is_file():
         raise SeidrError(f"PSB2 file missing: {path}")
     examples = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                inputs, outputs = split_row(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise SeidrError(f"{path}:{number}: not valid JSON ({error})") from error
-            examples.append(Example(input=format_values(inputs), output=format_values(outputs)))
+    for number, raw in numbered_lines(path.read_bytes()):
+        if not raw.strip():
+            continue
+        try:
+            inputs, outputs = split_row(json_line(raw))
+        except ValueError as error:
+            raise SeidrError(f"{path} line {number}: {error}") from None
+        examples.append(Example(input=format_values(inputs), output=format_values(outputs)))
     return examples

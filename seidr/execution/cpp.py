@@ -46,7 +46,8 @@ class CppExecutor:
         weakref.finalize(self, shutil.rmtree, self._binaries, True)  # binaries live as long as the run
         self._compiling: dict[str, asyncio.Lock] = {}
 
-    async def run(self, code: str, tests: Sequence[Example], mode: TestMode) -> list[TestOutcome]:
+    async def run(self, code: str, tests: Sequence[Example], mode: TestMode, *, entry_point: str | None = None,
+                  preamble: str = "") -> list[TestOutcome]:
         """One outcome per test, in order; a compile error is the verdict of every test."""
         if not tests:
             return []

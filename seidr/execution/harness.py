@@ -9,13 +9,22 @@ Shape: this process (the supervisor) applies the limits, drops privileges, compi
 once, then forks a worker that runs the tests one after another in-process (a fork instead of a
 new interpreter per test: the original SEIDR's per-test process start was 96% of its run time).
 The supervisor holds the clock: a test that overruns gets its worker's whole process group
-killed and a fresh worker continues with the next test, so one bad test costs one test."""
+killed and a fresh worker continues with the next test, so one bad test costs one test.
+
+Function tasks are judged where the program is not: the program runs in a fresh interpreter of
+its own (the callee, started from this same source with `--callee`) that receives only its
+source and, per call, the arguments, and answers with the returned value as plain data. The
+test code, with its expected values, runs here in the supervisor, its entry point replaced by
+a proxy that asks the callee. Whatever the program does (exit early, patch builtins, write to
+its pipes, read frames, return an object equal to everything), it can only choose what value it
+returns: the assert that says "pass" is seidr's."""
 
 import builtins
 import ctypes
 import io
 import json
 import linecache
+import math
 import os
 import resource
 import select
@@ -92,14 +101,12 @@ def run_one(code, mode, test, limits):
     """Run the compiled program on one test, in this (worker) process."""
     out = LimitedBytes(limits["max_output_bytes"])
     err = LimitedBytes(8192)
-    stdin_text = test if mode == "stdio" else ""
+    stdin_text = test
     saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin_text.encode("utf-8")), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(out, encoding="utf-8", errors="replace", write_through=True)
     sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="replace", write_through=True)
-    # stdio programs run as a script; function programs as a module, so a `__main__` block of
-    # example calls (often reading input()) does not run during the tests
-    namespace = {"__name__": "__main__" if mode == "stdio" else "solution", "__builtins__": builtins}
+    namespace = {"__name__": "__main__", "__builtins__": builtins}  # run as a script
     result = {"status": "ok", "error": ""}
     try:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -108,8 +115,6 @@ def run_one(code, mode, test, limits):
         resource.setrlimit(resource.RLIMIT_CPU, (min(spent + limits["test_cpu_s"], limits["total_cpu_s"]),
                                                  limits["total_cpu_s"]))
         exec(code, namespace)
-        if mode == "function":
-            exec(compile(test, TEST, "exec"), namespace)
     except SystemExit as exc:
         if exc.code not in (None, 0):
             result = {"status": "exception", "exc_type": "SystemExit", "error": f"exited with status {exc.code}"}
@@ -126,7 +131,7 @@ def run_one(code, mode, test, limits):
             pass
         sys.stdin, sys.stdout, sys.stderr = saved
     result["stdout"] = bytes(out.data).decode("utf-8", errors="replace")
-    if result["status"] == "ok" and err.data and mode == "stdio":
+    if result["status"] == "ok" and err.data:
         result["stderr"] = bytes(err.data[-2000:]).decode("utf-8", errors="replace")
     return result
 
@@ -319,6 +324,284 @@ def run_binary_tests(job, limits, emit):
         emit(result)
 
 
+# Plain data is all that crosses between the callee and the tests: exact types only (a subclass
+# of int could redefine ==), rebuilt from JSON on this side as fresh, ordinary objects.
+_type, _isfinite, _dumps, _loads = type, math.isfinite, json.dumps, json.loads
+PLAIN_TYPES = "None, bool, int, float, str, bytes, complex, list, tuple, dict, set, frozenset"
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 200
+
+
+class NotPlain(Exception):
+    pass
+
+
+def to_plain(value, depth=0):
+    """`value` as JSON-able data with tags for what JSON lacks; NotPlain for anything else."""
+    if depth > MAX_DEPTH:
+        raise NotPlain("a value nested too deeply")
+    kind = _type(value)
+    if value is None or kind is bool or kind is str or kind is int:
+        return value
+    if kind is float:
+        return value if _isfinite(value) else {"float": repr(value)}
+    if kind is list:
+        return [to_plain(item, depth + 1) for item in value]
+    if kind is tuple or kind is set or kind is frozenset:
+        return {kind.__name__: [to_plain(item, depth + 1) for item in value]}
+    if kind is dict:
+        return {"dict": [[to_plain(k, depth + 1), to_plain(v, depth + 1)] for k, v in value.items()]}
+    if kind is bytes:
+        return {"bytes": value.hex()}
+    if kind is complex:
+        return {"complex": [value.real, value.imag]}
+    raise NotPlain(f"a {getattr(kind, '__name__', 'strange')} object")
+
+
+def from_plain(data, depth=0):
+    """Ordinary Python objects rebuilt from `to_plain`'s data (and nothing else)."""
+    if depth > MAX_DEPTH:
+        raise NotPlain("a value nested too deeply")
+    kind = _type(data)
+    if data is None or kind in (bool, str, int, float):
+        return data
+    if kind is list:
+        return [from_plain(item, depth + 1) for item in data]
+    if kind is dict and len(data) == 1:
+        (tag, body), = data.items()
+        if tag == "float" and body in ("inf", "-inf", "nan"):
+            return float(body)
+        if tag in ("tuple", "set", "frozenset") and _type(body) is list:
+            return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](from_plain(x, depth + 1) for x in body)
+        if tag == "dict" and _type(body) is list:
+            return {from_plain(k, depth + 1): from_plain(v, depth + 1) for k, v in body}
+        if tag == "bytes" and _type(body) is str:
+            return bytes.fromhex(body)
+        if tag == "complex" and _type(body) is list and len(body) == 2:
+            return complex(float(body[0]), float(body[1]))
+    raise NotPlain("data that is not a plain value")
+
+
+def callee_main():
+    """The program's own interpreter for a function task: load it, then call its entry point
+    with each set of arguments the supervisor sends, answering with the value as plain data."""
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    hello = _loads(requests.readline())
+    limits = hello["limits"]
+
+    def answer(reply, printed=b""):
+        reply["stdout"] = bytes(printed).decode("utf-8", errors="replace")
+        replies.write(_dumps(reply) + "\n")
+        replies.flush()
+
+    def captured(action):
+        """Run `action` with the program's prints kept; returns (reply, printed bytes)."""
+        out = LimitedBytes(limits["max_output_bytes"])
+        sys.stdin = io.TextIOWrapper(io.BytesIO(b""), encoding="utf-8")
+        sys.stdout = sys.stderr = io.TextIOWrapper(out, encoding="utf-8", errors="replace", write_through=True)
+        try:
+            reply = action()
+        except SystemExit as exc:
+            reply = {"raised": f"the program exited (SystemExit {exc.code!r})", "exc_type": "SystemExit"}
+        except OutputLimit:
+            reply = {"raised": "printed more than the output limit", "exc_type": "OutputLimit"}
+        except MemoryError:
+            reply = {"raised": "MemoryError: ran out of memory", "exc_type": "MemoryError"}
+        except BaseException as exc:  # the program's own errors, whatever they are
+            reply = {"raised": program_traceback(exc), "exc_type": _type(exc).__name__}
+        return reply, out.data
+
+    namespace = {"__name__": "solution", "__builtins__": builtins}
+    source = hello["code"]
+    linecache.cache[PROGRAM] = (len(source), None, source.splitlines(True), PROGRAM)
+
+    def load():
+        exec(compile(source, PROGRAM, "exec"), namespace)
+        return {"loaded": True}
+
+    reply, printed = captured(load)
+    answer(reply, printed)
+    if "loaded" not in reply:
+        return
+    function = namespace.get(hello["entry_point"])
+    while line := requests.readline():
+        request = _loads(line)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        spent = int(usage.ru_utime + usage.ru_stime)
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        resource.setrlimit(resource.RLIMIT_CPU, (min(spent + limits["test_cpu_s"], hard), hard))
+
+        def call():
+            if not callable(function):
+                raise NameError(f"the program defines no function {hello['entry_point']!r}")
+            value = function(*from_plain(request["args"]), **from_plain(request["kwargs"]))
+            try:
+                return {"value": to_plain(value)}
+            except NotPlain as why:
+                return {"not_plain": str(why)}
+
+        answer(*captured(call))
+
+
+class CalleeOutcome(BaseException):
+    """How a call into the program ended when it did not return a value; a BaseException so
+    that no `except Exception` in test code mistakes it for a result."""
+
+    def __init__(self, status, error, exc_type=None):
+        super().__init__(error)
+        self.status, self.error, self.exc_type = status, error, exc_type
+
+
+class Callee:
+    """The supervisor's handle on the program's interpreter: start, load, call, kill."""
+
+    def __init__(self, job, limits):
+        self.job, self.limits = job, limits
+        self.pid = None
+        self.load_failure = None  # a program that cannot be loaded fails every test the same way
+        self.printed = []
+
+    def start(self, deadline):
+        to_callee, from_us = os.pipe()
+        to_us, from_callee = os.pipe()
+        argv = [sys.executable, "-I", "-S", "-B", "-c", self.job["harness"], "--callee"]
+        self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
+                                  file_actions=[(os.POSIX_SPAWN_DUP2, to_callee, 0),
+                                                (os.POSIX_SPAWN_DUP2, from_callee, 1),
+                                                (os.POSIX_SPAWN_CLOSE, from_us), (os.POSIX_SPAWN_CLOSE, to_us)],
+                                  setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE))
+        os.close(to_callee)
+        os.close(from_callee)
+        self.writer, self.reader, self.buffer = from_us, to_us, b""
+        self.send({"code": self.job["code"], "entry_point": self.job["entry_point"], "limits": self.limits})
+        reply = self.receive(deadline, loading=True)
+        if "loaded" not in reply:
+            self.load_failure = CalleeOutcome("exception", reply.get("raised", "the program did not load"),
+                                              reply.get("exc_type"))
+            raise self.load_failure
+
+    def send(self, message):
+        data = (_dumps(message) + "\n").encode("utf-8")
+        try:
+            while data:
+                data = data[os.write(self.writer, data):]
+        except OSError:
+            pass  # the callee is gone: receive() says how
+
+    def receive(self, deadline, loading=False):
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self.reader], [], [], max(0.0, remaining))
+            if not ready:
+                self.stop()
+                raise CalleeOutcome("timeout", f"took longer than {self.limits['test_timeout_s']} s"
+                                    + (" to load" if loading else ""))
+            chunk = os.read(self.reader, 65536)
+            if not chunk:
+                status = self.stop()
+                what = "while loading" if loading else "during the call"
+                if os.WIFSIGNALED(status):
+                    died = death_result(0, status)
+                    failure = CalleeOutcome(died["status"], f"{died['error']} {what}")
+                else:
+                    failure = CalleeOutcome("crash", f"the program ended its process {what} "
+                                                     f"(exit status {os.WEXITSTATUS(status)})")
+                if loading:
+                    self.load_failure = failure
+                raise failure
+            self.buffer += chunk
+            if len(self.buffer) > MAX_REPLY_BYTES:
+                self.stop()
+                raise CalleeOutcome("output_limit", "returned a value larger than the output limit")
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            reply = _loads(line)
+        except ValueError:
+            reply = None
+        if _type(reply) is not dict:
+            self.stop()
+            raise CalleeOutcome("exception", "the program wrote over its answer channel", "ProtocolError")
+        self.printed.append(str(reply.get("stdout", ""))[:SHOWN_STDOUT])
+        return reply
+
+    def call(self, args, kwargs, deadline):
+        if self.load_failure is not None:
+            raise self.load_failure
+        if self.pid is None:
+            self.start(deadline)
+        try:
+            request = {"args": to_plain(list(args)), "kwargs": to_plain(dict(kwargs))}
+        except NotPlain as why:
+            raise CalleeOutcome("error", f"the test passes {why} to the program; only plain data can cross")
+        self.send(request)
+        reply = self.receive(deadline)
+        if "value" in reply:
+            try:
+                return from_plain(reply["value"])
+            except NotPlain:
+                self.stop()
+                raise CalleeOutcome("exception", "the program wrote over its answer channel", "ProtocolError")
+        if "not_plain" in reply:
+            raise CalleeOutcome("exception", f"returned {reply['not_plain']}; a test compares only plain data "
+                                f"({PLAIN_TYPES})", "AssertionError")
+        raise CalleeOutcome("exception", str(reply.get("raised", "the call failed")), str(reply.get("exc_type")))
+
+    def stop(self):
+        """Kill the callee with everything it started; its wait status (0 if none)."""
+        if self.pid is None:
+            return 0
+        status = kill_group(self.pid)
+        for fd in (self.writer, self.reader):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.pid = None
+        return status
+
+
+SHOWN_STDOUT = 4096
+
+
+def run_function_tests(job, limits, emit):
+    """Run each test's code here, with the entry point answered by the program's callee."""
+    callee = Callee(job, limits)
+    quiet = io.StringIO()
+    for index, test in enumerate(job["tests"]):
+        deadline = time.monotonic() + limits["test_timeout_s"]
+        callee.printed = []
+
+        def proxy(*args, **kwargs):
+            return callee.call(args, kwargs, deadline)
+
+        namespace = {"__name__": "seidr_test", "__builtins__": builtins}
+        result = {"i": index, "status": "ok"}
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = quiet  # the test's own prints must not reach seidr's channel
+        try:
+            exec(compile(job.get("preamble") or "", "<prompt>", "exec"), namespace)
+            namespace[job["entry_point"]] = proxy
+            linecache.cache[TEST] = (len(test), None, test.splitlines(True), TEST)
+            exec(compile(test, TEST, "exec"), namespace)
+        except CalleeOutcome as outcome:
+            result.update(status=outcome.status, error=outcome.error)
+            if outcome.exc_type:
+                result["exc_type"] = outcome.exc_type
+        except BaseException as exc:  # the test's own assert, or its code tripping over a returned value
+            result.update(status="exception", exc_type=_type(exc).__name__, error=program_traceback(exc))
+        finally:
+            sys.stdout, sys.stderr = saved
+            quiet.seek(0)
+            quiet.truncate()
+        result["stdout"] = "".join(callee.printed)[:SHOWN_STDOUT]
+        emit(result)
+    callee.stop()
+
+
 def announce(emit):
     """Tell seidr the sandbox works, before any program code exists: the run user (privileges
     are dropped by now) must be able to read the standard library the program will import.
@@ -347,6 +630,9 @@ def tail(text, lines=10):
 
 
 def main():
+    if sys.argv[1:] == ["--callee"]:
+        callee_main()
+        return
     limits = json.loads(sys.argv[1])
     sys.argv = ["program"]  # what a program run as a script would see; nothing of the harness
     job = json.loads(sys.stdin.read())
@@ -373,6 +659,9 @@ def main():
         message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         for index in range(len(tests)):
             emit({"i": index, "status": "syntax", "error": message})
+        return
+    if job["mode"] == "function":
+        run_function_tests(job, limits, emit)
         return
     # so tracebacks of the program show its source lines
     linecache.cache[PROGRAM] = (len(source), None, source.splitlines(True), PROGRAM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from seidr.execution.base import TestOutcome
-from seidr.execution.sandbox import Sandbox
+from seidr.execution.sandbox import HARNESS_SOURCE, Sandbox
 from seidr.execution.scoring import judge
 from seidr.problem import Example, TestMode
 
@@ -20,9 +20,17 @@ class PythonExecutor:
         self.sandbox = sandbox
         self.float_tolerance = float_tolerance
 
-    async def run(self, code: str, tests: Sequence[Example], mode: TestMode) -> list[TestOutcome]:
-        """One outcome per test, in order."""
+    async def run(self, code: str, tests: Sequence[Example], mode: TestMode, *, entry_point: str | None = None,
+                  preamble: str = "") -> list[TestOutcome]:
+        """One outcome per test, in order. Function tasks name their `entry_point` (the function
+        the tests call) and may give the `preamble` the tests rely on (the prompt's imports and
+        helpers): the tests run outside the program's process, with only those."""
         if not tests:
             return []
-        raw, _ = await self.sandbox.run({"mode": mode, "code": code, "tests": [t.input for t in tests]})
+        job = {"mode": mode, "code": code, "tests": [t.input for t in tests]}
+        if mode == "function":
+            if not entry_point:
+                raise ValueError("function tasks need the name of the function their tests call")
+            job.update(entry_point=entry_point, preamble=preamble, harness=HARNESS_SOURCE)
+        raw, _ = await self.sandbox.run(job)
         return [judge(mode, test, raw.get(index), self.float_tolerance) for index, test in enumerate(tests)]

@@ -234,7 +234,9 @@ class Sandbox:
                 process = await asyncio.create_subprocess_exec(
                     *command, cwd=workdir, env=clean_env(workdir),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                    start_new_session=True, limit=limits.max_output_bytes * 4 + 65536,
+                    # a result line holds at most max_output_bytes of output, each byte at most six
+                    # characters once JSON-escaped (\u0001), plus bounded error text
+                    start_new_session=True, limit=limits.max_output_bytes * 6 + 262144,
                 )
             except OSError as error:
                 raise SandboxBroken(f"cannot start {command[0]}: {error.strerror or error}", retryable=False) from None
@@ -295,9 +297,17 @@ async def _talk(process: asyncio.subprocess.Process, job: dict[str, Any], result
     total = len(job["tests"])
     while line := await process.stdout.readline():
         result = json.loads(line)
-        index = result.get("i")
+        index = result.get("i") if isinstance(result, dict) else None
         if isinstance(index, int) and 0 <= index < total:
-            results[index] = result
+            results[index] = {key: _storable(value) for key, value in result.items()}
+
+
+def _storable(value: Any) -> Any:
+    """Text a program produced, safe to write anywhere: a lone surrogate (which JSON can carry
+    but UTF-8 cannot) becomes its escape instead of crashing whoever writes it."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 async def _tail(stream: asyncio.StreamReader, keep: int = 4096) -> str:

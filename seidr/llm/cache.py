@@ -3,18 +3,22 @@
 One file per request, named by the hash of everything that determines the reply (backend,
 endpoint, model, messages, temperature, max_tokens, n, seed). Files are written to a temporary
 name and renamed, and carry a checksum of their content, so a file torn by a killed job (or
-edited by hand) is detected, ignored and overwritten."""
+edited by hand) is detected, ignored and overwritten. A cache that cannot be written (a read-only
+folder, a full disk) is a warning, once: the reply is used anyway, only a rerun pays for it again."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
 from seidr.atomic import write_text_atomic
 from seidr.llm.base import Completion, Message
+
+log = logging.getLogger("seidr")
 
 FORMAT = 1
 
@@ -30,6 +34,7 @@ def request_key(identity: str, messages: Sequence[Message], *, n: int, temperatu
 class ResponseCache:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder).expanduser()
+        self.unwritable: OSError | None = None  # the first refused write, once warned about
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
@@ -46,11 +51,20 @@ class ResponseCache:
             return None
 
     def put(self, key: str, completions: Sequence[Completion]) -> None:
+        """Keep the replies; a refused write is warned about once and otherwise ignored, since the
+        replies were paid for and the run can use them."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         body = [asdict(c) for c in completions]
         data = json.dumps({"key": key, "checksum": _checksum(body), "completions": body}, ensure_ascii=False)
-        write_text_atomic(path, data)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, data)
+        except OSError as error:
+            if self.unwritable is None:
+                self.unwritable = error
+                log.warning("cannot write the LLM response cache %s: %s; replies are used but not kept, so a "
+                            "rerun pays for them again (make it writable, or set model.cache_dir)",
+                            self.folder, error.strerror or error)
 
 
 def _checksum(body: Any) -> str:

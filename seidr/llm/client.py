@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from seidr.llm.base import Completion, LLMBackend, Message
 from seidr.llm.cache import ResponseCache, request_key
@@ -67,6 +67,7 @@ class LLMClient:
         self._slots = asyncio.Semaphore(max(1, max_concurrency))
         self._requests_made = 0
         self._sampled: Counter[str] = Counter()
+        self.on_paid: Callable[[Usage], None] | None = None  # sees the usage after each real request
 
     @property
     def model_name(self) -> str:
@@ -97,6 +98,8 @@ class LLMClient:
         if self.cache is not None:
             self.cache.put(key, completions)  # before anyone uses the replies: paid for once
         self._account(completions)
+        if self.on_paid is not None:
+            self.on_paid(self.usage)
         return completions
 
     def _count_tokens(self, completions: Sequence[Completion]) -> tuple[int, int]:

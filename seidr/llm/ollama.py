@@ -4,14 +4,14 @@ samples are `n` concurrent requests, each with its own seed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Sequence
 
 import httpx
 import ollama
 
-from seidr.errors import SeidrError
 from seidr.llm.base import Completion, Message
-from seidr.llm.retry import with_retries
+from seidr.llm.retry import BadReply, preview, with_retries
 
 
 def _transient(error: BaseException) -> bool:
@@ -20,20 +20,48 @@ def _transient(error: BaseException) -> bool:
     return isinstance(error, ollama.ResponseError) and (error.status_code >= 500 or error.status_code == 429)
 
 
+async def _check_chat_reply(response: httpx.Response) -> None:
+    """An httpx response hook: a 200 from /api/chat that is not a chat reply raises BadReply
+    before the client parses it (where it would fail with a bare JSON or validation error)."""
+    if response.status_code != 200 or not response.url.path.endswith("/api/chat"):
+        return
+    body = (await response.aread()).decode("utf-8", errors="replace")
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        raise BadReply("answered 200 with a body that is not JSON", body) from None
+    message = reply.get("message") if isinstance(reply, dict) else None
+    if not isinstance(message, dict) or not isinstance(message.get("content", ""), str):
+        raise BadReply("answered 200 with no message", body)
+
+
 class OllamaBackend:
-    def __init__(self, name: str, host: str = "http://localhost:11434", timeout_s: float = 300.0,
-                 max_retries: int = 4, retry_wait_s: float = 1.0) -> None:
+    def __init__(self, name: str, host: str = "http://localhost:11434", timeout_s: float = 120.0,
+                 max_retries: int = 2, retry_wait_s: float = 1.0) -> None:
         self.model_name = name
         self.host = host
+        self.endpoint = f"{host.rstrip('/')}/api/chat"
+        self.timeout_s = timeout_s
         self.attempts = max(1, max_retries + 1)
         self.retry_wait_s = retry_wait_s
-        self._client = ollama.AsyncClient(host=host, timeout=timeout_s)
+        # the client's timeout is per read, a backstop; with_retries bounds the whole request
+        self._client = ollama.AsyncClient(host=host, timeout=timeout_s,
+                                          event_hooks={"response": [_check_chat_reply]})
 
     async def generate(self, messages: Sequence[Message], *, n: int, temperature: float, max_tokens: int,
                        seed: int | None) -> list[Completion]:
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        return list(await asyncio.gather(*(
-            self._one(chat, temperature, max_tokens, None if seed is None else seed + index) for index in range(n))))
+        seeds = [None if seed is None else seed + i for i in range(n)]
+        requests = [asyncio.ensure_future(self._one(chat, temperature, max_tokens, s)) for s in seeds]
+        try:
+            return list(await asyncio.gather(*requests))
+        except BaseException:
+            # one sample failed for good (or the search cancelled): its siblings must not go
+            # on retrying after the job has ended
+            for request in requests:
+                request.cancel()
+            await asyncio.gather(*requests, return_exceptions=True)
+            raise
 
     async def _one(self, chat: list[dict[str, str]], temperature: float, max_tokens: int,
                    seed: int | None) -> Completion:
@@ -44,21 +72,29 @@ class OllamaBackend:
         async def call() -> ollama.ChatResponse:
             return await self._client.chat(model=self.model_name, messages=chat, options=options, stream=False)
 
-        try:
-            response = await with_retries(call, transient=_transient, attempts=self.attempts, wait_s=self.retry_wait_s)
-        except ollama.ResponseError as error:
-            if error.status_code == 404:
-                raise SeidrError(f"the Ollama server at {self.host} has no model {self.model_name!r}: run "
-                                 f"`ollama pull {self.model_name}` there, or choose another model.name") from error
-            raise SeidrError(f"the Ollama server at {self.host} answered HTTP {error.status_code} after "
-                             f"{self.attempts} tries: {error.error}") from error
-        except (httpx.TransportError, ConnectionError) as error:
-            raise SeidrError(f"cannot reach the Ollama server at {self.host} after {self.attempts} tries ({error}); "
-                             "check model.host and that `ollama serve` runs there") from error
+        response = await with_retries(call, transient=_transient, explain=self._explain, where=self.endpoint,
+                                      attempts=self.attempts, wait_s=self.retry_wait_s, timeout_s=self.timeout_s)
         return Completion(
             text=response.message.content or "", finish_reason=response.done_reason,
             prompt_tokens=response.prompt_eval_count or 0, completion_tokens=response.eval_count or 0,
         )
+
+    def _explain(self, error: BaseException, tries: str) -> str | None:
+        if isinstance(error, ollama.ResponseError):
+            if error.status_code == 404:
+                return (f"the Ollama server at {self.host} has no model {self.model_name!r}: run "
+                        f"`ollama pull {self.model_name}` there, or choose another model.name")
+            said = " ".join(str(error.error).split())[:300]
+            return f"{self.endpoint} answered HTTP {error.status_code} {tries}: {said}"
+        if isinstance(error, (TimeoutError, httpx.TimeoutException)):
+            return (f"{self.endpoint} gave no whole answer within model.timeout_s={self.timeout_s:g} s, {tries}; "
+                    "check the server, or raise model.timeout_s for a slow model")
+        if isinstance(error, (httpx.TransportError, ConnectionError)):
+            return (f"cannot reach the Ollama server at {self.host} {tries} ({error}); "
+                    "check model.host and that `ollama serve` runs there")
+        if isinstance(error, BadReply):
+            return f"{self.endpoint} {error.what} {tries}: {preview(error.body)}"
+        return None
 
     async def aclose(self) -> None:
         # the client keeps an httpx.AsyncClient; close it so no connection outlives the run

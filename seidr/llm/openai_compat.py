@@ -3,13 +3,14 @@ the official `openai` client."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import openai
 
 from seidr.errors import SeidrError
 from seidr.llm.base import Completion, Message
-from seidr.llm.retry import with_retries
+from seidr.llm.retry import BadReply, preview, with_retries
 
 DEFAULT_URL = "https://api.openai.com/v1"
 
@@ -25,15 +26,18 @@ class OpenAIBackend:
     (llama.cpp's Python server ignores `n`) are asked again until there are `n`."""
 
     def __init__(self, name: str, base_url: str | None = None, api_key: str | None = None, timeout_s: float = 120.0,
-                 max_retries: int = 4, retry_wait_s: float = 1.0) -> None:
+                 max_retries: int = 2, retry_wait_s: float = 1.0) -> None:
         if not api_key:
             raise SeidrError("the OpenAI backend needs an API key: set OPENAI_API_KEY or model.api_key=... "
                              "(a local server that checks no key takes any string, e.g. model.api_key=none)")
         self.model_name = name
         self.base_url = base_url or DEFAULT_URL
+        self.endpoint = f"{self.base_url.rstrip('/')}/chat/completions"
+        self.timeout_s = timeout_s
         self.attempts = max(1, max_retries + 1)
         self.retry_wait_s = retry_wait_s
-        # the client's own retries are off: one policy, ours, for every backend
+        # the client's own retries are off: one policy, ours, for every backend; its timeout
+        # (per read) is a backstop, ours (with_retries) bounds the whole request
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=self.base_url, timeout=timeout_s, max_retries=0)
 
     async def generate(self, messages: Sequence[Message], *, n: int, temperature: float, max_tokens: int,
@@ -43,48 +47,82 @@ class OpenAIBackend:
         while len(completions) < n:
             wanted = n - len(completions)
             extra: dict[str, Any] = {"seed": seed + len(completions)} if seed is not None else {}
-            response = await self._request(chat, wanted, temperature, max_tokens, extra)
-            usage = response.usage
-            for index, choice in enumerate(response.choices[:wanted]):
+            reply = await self._request(chat, wanted, temperature, max_tokens, extra)
+            choices, usage = reply["choices"], reply.get("usage") or {}
+            for index, choice in enumerate(choices[:wanted]):
                 completions.append(Completion(
-                    text=choice.message.content or "", finish_reason=choice.finish_reason,
-                    prompt_tokens=(usage.prompt_tokens or 0) if usage and index == 0 else 0,
-                    completion_tokens=_share(usage.completion_tokens if usage else 0, index, len(response.choices)),
+                    text=_text(choice["message"].get("content")),
+                    finish_reason=_text(choice.get("finish_reason")) or None,
+                    prompt_tokens=_count(usage.get("prompt_tokens")) if index == 0 else 0,
+                    completion_tokens=_share(_count(usage.get("completion_tokens")), index, len(choices)),
                 ))
-            if not response.choices:
-                raise SeidrError(f"{self.base_url} returned no choices for model {self.model_name}")
         return completions
 
     async def _request(self, chat: list[dict[str, str]], n: int, temperature: float, max_tokens: int,
-                       extra: dict[str, Any]) -> Any:
-        async def call() -> Any:
-            return await self._client.chat.completions.create(
+                       extra: dict[str, Any]) -> dict[str, Any]:
+        async def call() -> dict[str, Any]:
+            # the raw body, so a 200 that is not a chat completion is caught here and retried
+            raw = await self._client.chat.completions.with_raw_response.create(
                 model=self.model_name, messages=chat, n=n, temperature=temperature, max_tokens=max_tokens, **extra)
+            return _checked(raw.text)
 
-        try:
-            return await with_retries(call, transient=_transient, attempts=self.attempts, wait_s=self.retry_wait_s)
-        except openai.AuthenticationError as error:
-            raise SeidrError(f"{self.base_url} rejected the API key (401); check OPENAI_API_KEY or model.api_key") \
-                from error
-        except openai.NotFoundError as error:
-            raise SeidrError(f"{self.base_url} does not know model {self.model_name!r} (404); "
-                             "check model.name (and model.base_url)") from error
-        except (openai.APIConnectionError, openai.APITimeoutError) as error:
-            raise SeidrError(f"cannot reach the OpenAI-compatible server at {self.base_url} after {self.attempts} "
-                             f"tries ({error}); check model.base_url and that the server is up") from error
-        except openai.APIStatusError as error:
-            raise SeidrError(f"{self.base_url}/chat/completions answered HTTP {error.status_code} after "
-                             f"{self.attempts} tries: {_short(error)}") from error
+        return await with_retries(call, transient=_transient, explain=self._explain, where=self.endpoint,
+                                  attempts=self.attempts, wait_s=self.retry_wait_s, timeout_s=self.timeout_s)
+
+    def _explain(self, error: BaseException, tries: str) -> str | None:
+        if isinstance(error, openai.AuthenticationError):
+            return f"{self.base_url} rejected the API key (401); check OPENAI_API_KEY or model.api_key"
+        if isinstance(error, openai.NotFoundError):
+            return (f"{self.base_url} does not know model {self.model_name!r} (404); "
+                    "check model.name (and model.base_url)")
+        if isinstance(error, (TimeoutError, openai.APITimeoutError)):
+            return (f"{self.endpoint} gave no whole answer within model.timeout_s={self.timeout_s:g} s, {tries}; "
+                    "check the server, or raise model.timeout_s for a slow model")
+        if isinstance(error, openai.APIConnectionError):
+            return (f"cannot reach the OpenAI-compatible server at {self.base_url} {tries} ({error}); "
+                    "check model.base_url and that the server is up")
+        if isinstance(error, openai.APIStatusError):
+            return f"{self.endpoint} answered HTTP {error.status_code} {tries}: {_short(error)}"
+        if isinstance(error, BadReply):
+            return f"{self.endpoint} {error.what} {tries}: {preview(error.body)}"
+        return None
 
     async def aclose(self) -> None:
         await self._client.close()
 
 
-def _share(total: int | None, index: int, count: int) -> int:
+def _checked(body: str) -> dict[str, Any]:
+    """The chat completion in a 200's body, or BadReply saying what is wrong with it."""
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        raise BadReply("answered 200 with a body that is not JSON", body) from None
+    choices = reply.get("choices") if isinstance(reply, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise BadReply("answered 200 with no choices", body)
+    if not all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices):
+        raise BadReply("answered 200 with a choice that has no message", body)
+    if not isinstance(reply.get("usage") or {}, dict):
+        raise BadReply("answered 200 with a malformed usage", body)
+    return reply
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _share(total: int, index: int, count: int) -> int:
     """Completion tokens of one choice when the server reports only the request's total."""
-    total = total or 0
     return total // count + (1 if index < total % count else 0) if count else 0
 
 
 def _short(error: openai.APIStatusError) -> str:
-    return str(getattr(error, "message", error))[:300]
+    return _one_line(getattr(error, "message", error))[:300]
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())

@@ -52,6 +52,8 @@ class SearchParams:
 class SearchOutcome:
     programs: list[Program]
     best: Program | None
+    # the budget was not spent, but no program was left to repair (every reply was dropped)
+    ran_out: bool = False
 
     @property
     def solved(self) -> bool:
@@ -110,6 +112,8 @@ class SeidrSearch:
                 generation += 1
                 parents = self.selection.select(population, self.params.beam_width, self.rng)
                 population = await self._next_generation(parents, generation)
+            ran_out = not population and not self.solved and self._reserved < self.params.max_programs
+            return SearchOutcome(programs=list(self.programs), best=self.best, ran_out=ran_out)
         return SearchOutcome(programs=list(self.programs), best=self.best)
 
     async def _synthesize(self) -> list[Program]:

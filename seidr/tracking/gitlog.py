@@ -1,12 +1,16 @@
 """A git archive of every job's programs (GitPython).
 
-Each job commits to its own branch, `seidr/<dataset>/<problem>/<language>/<config hash>`, in a
-repository that is created if missing (by default under the output root). Commits are written
-with git's plumbing (blobs, `mktree`, a commit, then a compare-and-swap update of the branch), so no work tree is checked out and jobs never touch each other's files.
-That is why concurrent jobs can share one archive without a lock: git writes objects
-atomically, each job owns its branch, and `update-ref` with the expected old value refuses a
-lost update instead of corrupting anything. Pushes go in batches (every `push_every` programs
-and at the end) with retries; a failed push is a warning and the commits wait for the next one."""
+Each job commits to its own branch, `seidr/<dataset>/<problem>/<language>/<config hash>-<run hash>`,
+in a repository that is created if missing (by default under the output root). The run hash is of
+the job's output folder, so jobs with the same config never share a branch and a resumed job
+(same folder) continues its own. Commits are written with git's plumbing (blobs, `mktree`, a
+commit, then a compare-and-swap update of the branch), so no work tree is checked out and jobs
+never touch each other's files. That is why concurrent jobs can share one archive without a lock:
+git writes objects atomically, each job owns its branch, and `update-ref` with the expected old
+value refuses a lost update instead of corrupting anything; the job then re-reads the branch,
+keeps what the other writer committed, and tries again. Pushes go in batches (every `push_every`
+programs and at the end) with retries; a failed push is a warning and the commits wait for the
+next one."""
 
 from __future__ import annotations
 
@@ -28,11 +32,16 @@ from seidr.search.tree import Program
 log = logging.getLogger("seidr.tracking")
 
 
-def branch_name(dataset: str, problem: str, language: str, config: dict[str, Any]) -> str:
-    """One branch per problem, language and search configuration."""
+CAS_TRIES = 5  # a branch moved under the job this often in a row: warn and try at the next commit
+
+
+def branch_name(dataset: str, problem: str, language: str, config: dict[str, Any], run: str | Path) -> str:
+    """One branch per job: problem, language, search configuration and run (its output folder)."""
     digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:10]
+    # the folder's absolute path: stable when a job resumes in it, distinct for concurrent jobs
+    run_digest = hashlib.sha256(str(Path(run).expanduser().resolve()).encode()).hexdigest()[:8]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", problem).strip("-.") or "problem"
-    return f"seidr/{dataset}/{slug}/{language}/{digest}"
+    return f"seidr/{dataset}/{slug}/{language}/{digest}-{run_digest}"
 
 
 class GitArchive:
@@ -53,6 +62,7 @@ class GitArchive:
         self.repo = self._open()
         self._files: dict[str, str] = {}  # path in the tree -> blob sha, for this branch
         self._carried = False  # files of earlier commits on the branch merged in
+        self._tip: str | None = None  # the branch's commit as this job last saw it
         self._pending = 0  # programs not committed yet
         self._unpushed = 0
         self.commits = 0
@@ -108,24 +118,56 @@ class GitArchive:
         message = self.redactor.message(message)
         if not self._files:
             return None
-        parent = self._head()
-        if parent and not self._carried:  # keep what earlier runs of this job committed on the branch
-            for line in self.repo.git.ls_tree("-r", parent).splitlines():
-                meta, name = line.split("\t", 1)
-                self._files.setdefault(name, meta.split()[2])
+        if not self._carried:  # keep what earlier runs of this job committed on the branch
+            self._tip = self._head()
+            self._carry(self._tip)
             self._carried = True
-        tree = self.repo.tree(self._tree())
-        parents = [self.repo.commit(parent)] if parent else []
-        commit = git.Commit.create_from_tree(self.repo, tree, message, parent_commits=parents, head=False,
-                                             author=self.author, committer=self.author)
-        # compare-and-swap: refuses if someone else moved the branch meanwhile
-        self.repo.git.update_ref(f"refs/heads/{self.branch}", commit.hexsha, parent or "0" * 40)
+        commit = self._swap_in(message)
+        if commit is None:
+            return None
         self.commits += 1
         self._unpushed += self._pending
         self._pending = 0
         if self.remote and self._unpushed >= self.push_every:
             self.push()
-        return commit.hexsha
+        return commit
+
+    def _carry(self, head: str | None) -> None:
+        """Files of the branch at `head` that this job has not written (its own win)."""
+        if head:
+            for line in self.repo.git.ls_tree("-r", head).splitlines():
+                meta, name = line.split("\t", 1)
+                self._files.setdefault(name, meta.split()[2])
+
+    def _swap_in(self, message: str) -> str | None:
+        """A commit of the files on top of the branch, moved there by compare-and-swap; None
+        (with a warning, the files kept for the next commit) if the branch kept moving."""
+        last = "moved"
+        for attempt in range(1, CAS_TRIES + 1):
+            tree = self.repo.tree(self._tree())
+            parents = [self.repo.commit(self._tip)] if self._tip else []
+            commit = git.Commit.create_from_tree(self.repo, tree, message, parent_commits=parents, head=False,
+                                                 author=self.author, committer=self.author)
+            try:
+                # refused if anything moved the branch since this job last saw it
+                self.repo.git.update_ref(f"refs/heads/{self.branch}", commit.hexsha, self._tip or "0" * 40)
+            except git.GitCommandError as error:
+                last = (str(error).strip().splitlines() or ["failed"])[-1].strip()
+                head = self._head()
+                if head == self._tip:
+                    time.sleep(0.05 * attempt)  # not moved: the ref's lock was held; give it a moment
+                    continue
+                # another writer (a second process in the same run folder, a user) got there
+                # first: build on its commit and keep its files, so neither loses anything
+                self._tip = head
+                self._carry(head)
+                continue
+            self._tip = commit.hexsha
+            return commit.hexsha
+        log.warning("git archive: could not move branch %s after %d tries (%s); the job's next commit tries "
+                    "again, and its run folder keeps every program", self.branch, CAS_TRIES,
+                    self.redactor.message(last))
+        return None
 
     def finish(self, programs_jsonl: Path, result: dict[str, Any], message: str) -> None:
         """The last commit (result and best program), the best-program tag, and a final push."""

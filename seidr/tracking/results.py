@@ -1,33 +1,44 @@
 """The run folder's records: `programs.jsonl` (one line per program, appended as soon as it is
-scored) and `result.json` (the summary, written once at the end)."""
+scored), `llm_usage.json` (the LLM calls every run of the job paid for) and `result.json` (the
+summary, written once at the end)."""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from seidr.atomic import write_text_atomic
+from seidr.atomic import append_durably, cannot_write, write_text_atomic
 from seidr.errors import SeidrError
 from seidr.problem import Example
 from seidr.redact import Redactor
 from seidr.search.tree import Program
 
+log = logging.getLogger("seidr")
+
 
 class RunRecorder:
     """Writes a run's programs and result into its output folder, and reads back what an
-    earlier, interrupted run of the same job left there."""
+    earlier, interrupted run of the same job left there. `repair`: a damaged programs.jsonl line
+    is dropped with everything after it (kept aside, and made again) instead of refused."""
 
     def __init__(self, output_dir: str | Path, tests: Sequence[Example] = (),
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, repair: bool = False) -> None:
         self.tests = tuple(tests)  # the validation tests, named in each program's feedback
         self.redactor = redactor or Redactor()  # what is written has its secrets masked
         self.output_dir = Path(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.programs_path = self.output_dir / "programs.jsonl"
+        self.dropped_path = self.output_dir / "programs.jsonl.dropped"
         self.result_path = self.output_dir / "result.json"
-        self.earlier: list[Program] = self._load_programs()
+        self.usage_path = self.output_dir / "llm_usage.json"
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise cannot_write(self.output_dir, error, self.output_dir) from None
+        self.earlier: list[Program] = self._load_programs(repair)
+        self.earlier_usage: dict[str, Any] = self._load_usage()
+        self._refused: SeidrError | None = None  # a write that failed: nothing may follow it
 
     def finished_result(self) -> dict[str, Any] | None:
         """The result of a job that already finished here, if it did. A job that stopped on an
@@ -38,26 +49,77 @@ class RunRecorder:
             return None
         return None if isinstance(result, dict) and result.get("stopped") == "error" else result
 
-    def _load_programs(self) -> list[Program]:
-        """Programs an earlier run recorded. A line torn by a kill mid-write is cut off."""
+    def _load_programs(self, repair: bool) -> list[Program]:
+        """Programs an earlier run recorded. A last line torn by a kill mid-write is cut off (it is
+        made again); a damaged line before it stops the job, since the programs after it cannot be
+        trusted to follow on from it, unless `repair` says to drop them."""
         if not self.programs_path.is_file():
             return []
         data = self.programs_path.read_bytes()
         complete = data[: data.rfind(b"\n") + 1]
         if len(complete) != len(data):
-            with self.programs_path.open("r+b") as out:
-                out.truncate(len(complete))
-        programs = []
-        for line in complete.decode("utf-8").splitlines():
+            self._cut(len(complete))
+        lines = complete.split(b"\n")[:-1]
+        programs: list[Program] = []
+        offset = 0
+        for number, raw in enumerate(lines, start=1):
             try:
-                programs.append(Program.from_record(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                break  # nothing after a damaged line can be trusted to follow on from it
+                programs.append(_parse(raw, expected_id=number - 1))
+            except _Damaged as damage:
+                self._damaged(number, str(damage), complete[offset:], repair, after=len(lines) - number)
+                break
+            offset += len(raw) + 1
         return programs
 
+    def _damaged(self, number: int, reason: str, tail: bytes, repair: bool, after: int) -> None:
+        """Refuse a damaged line, or with `repair` move it and all after it to programs.jsonl.dropped."""
+        following = f" and the {after} line{'s' if after != 1 else ''} after it" if after else ""
+        if not repair:
+            raise SeidrError(
+                f"{self.programs_path} line {number} is damaged ({reason}); restore that line, or rerun with "
+                f"resume.repair=true to drop it{following} (they are kept in {self.dropped_path.name} and made again)")
+        try:
+            append_durably(self.dropped_path, tail)  # kept before it is cut: nothing is lost
+        except OSError as error:
+            raise cannot_write(self.dropped_path, error, self.output_dir) from None
+        self._cut(self.programs_path.stat().st_size - len(tail))
+        log.warning("programs.jsonl line %d was damaged (%s): it%s moved to %s and will be made again",
+                    number, reason, following, self.dropped_path)
+
+    def _cut(self, size: int) -> None:
+        try:
+            with self.programs_path.open("r+b") as out:
+                out.truncate(size)
+        except OSError as error:
+            raise cannot_write(self.programs_path, error, self.output_dir) from None
+
+    def _load_usage(self) -> dict[str, Any]:
+        """What earlier runs of this job paid for; nothing when this is the first run."""
+        try:
+            usage = json.loads(self.usage_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"llm_calls": 0, "cost_usd": None}
+        return usage if isinstance(usage, dict) else {"llm_calls": 0, "cost_usd": None}
+
+    def total_usage(self, calls: int, cost_usd: float | None) -> dict[str, Any]:
+        """This run's paid calls and cost added to those of the job's earlier runs."""
+        earlier_cost = self.earlier_usage.get("cost_usd")
+        cost = None if cost_usd is None and earlier_cost is None else (cost_usd or 0.0) + (earlier_cost or 0.0)
+        return {"llm_calls": int(self.earlier_usage.get("llm_calls", 0)) + calls,
+                "cost_usd": None if cost is None else round(cost, 6)}
+
+    def record_usage(self, calls: int, cost_usd: float | None) -> None:
+        """Keep the job's paid calls so far (this run's and earlier runs'), after every call, so a
+        run killed at any point leaves the count for its resumption."""
+        try:
+            write_json_atomic(self.usage_path, self.total_usage(calls, cost_usd))
+        except OSError as error:
+            raise cannot_write(self.usage_path, error, self.output_dir) from None
+
     def add_program(self, program: Program) -> None:
-        """Append one program; flushed and synced so a crash right after loses nothing. A program
-        an earlier run of this job already recorded is checked, not written again."""
+        """Append one program; synced so a crash right after loses nothing. A program an earlier
+        run of this job already recorded is checked, not written again. After a refused write
+        nothing more is appended, so no program's line can be missing between two others."""
         record = self.redactor.data(program.record(self.tests))
         if program.id < len(self.earlier):
             if self.earlier[program.id].code != record["code"]:  # compared as written
@@ -65,15 +127,46 @@ class RunRecorder:
                     f"{self.programs_path} holds a different run (program {program.id} differs): rerun in a new "
                     "output folder, or with the same config and model.cache=true to resume")
             return
+        if self._refused is not None:
+            raise self._refused
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self.programs_path.open("a", encoding="utf-8") as out:
-            out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            append_durably(self.programs_path, line.encode("utf-8"))
+        except OSError as error:
+            self._refused = cannot_write(self.programs_path, error, self.output_dir)
+            raise self._refused from None
 
     def write_result(self, result: dict[str, Any]) -> None:
         """Write result.json atomically: readers see the old file or the new one, never half."""
-        write_json_atomic(self.result_path, self.redactor.data(result))
+        try:
+            write_json_atomic(self.result_path, self.redactor.data(result))
+        except OSError as error:
+            raise cannot_write(self.result_path, error, self.output_dir) from None
+
+
+class _Damaged(Exception):
+    """A programs.jsonl line that is not a program record in its place."""
+
+
+def _parse(raw: bytes, expected_id: int) -> Program:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Damaged("not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise _Damaged(f"not JSON: {error.msg} at column {error.colno}") from None
+    if not isinstance(record, dict):
+        raise _Damaged("not a JSON object")
+    try:
+        program = Program.from_record(record)
+    except KeyError as error:
+        raise _Damaged(f"no {error.args[0]!r} field") from None
+    except (TypeError, ValueError) as error:
+        raise _Damaged(f"not a program record: {error}") from None
+    if program.id != expected_id:
+        # each line is the program with the next id: a gap or a repeat breaks the replay
+        raise _Damaged(f"program id {program.id} where {expected_id} was expected")
+    return program
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -38,8 +38,10 @@ class Trackers:
             g = tracking.git
             from seidr.tracking.gitlog import GitArchive, branch_name
 
+            # the run folder is in the name: same-config jobs never share a branch, a resume keeps its own
+            branch = branch_name(problem.dataset, problem.name, language, key, output_dir)
             self.git = self._guard("git archive", lambda: GitArchive(
-                g.path, branch_name(problem.dataset, problem.name, language, key), extension, remote=g.remote,
+                g.path, branch, extension, remote=g.remote,
                 author_name=g.author_name, author_email=g.author_email, commit_every=int(g.commit_every),
                 push_every=int(g.push_every), push_retries=int(g.push_retries), redactor=self.redactor))
 

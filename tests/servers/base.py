@@ -1,11 +1,12 @@
 """A small real HTTP server on 127.0.0.1 for protocol tests: JSON in, JSON out, every request
-recorded, and failures that can be scheduled (status codes, delays)."""
+recorded, and faults that can be scheduled (status codes, bodies that are not JSON, answers
+dripped a byte at a time, requests never answered, delays). Every wait ends when the server
+shuts down, so a test never waits out a fault."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -21,9 +22,15 @@ class Recorded:
 
 @dataclass
 class Failure:
-    status: int
-    body: dict[str, Any]
+    """What one request gets instead of the route's answer. `status` None: the route's answer
+    (then only `drip_s` changes how it is sent); `body` bytes: sent as they are."""
+
+    status: int | None
+    body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    drip_s: float = 0.0  # > 0: the body goes out one byte every drip_s seconds
+    hang: bool = False  # never answer (until the server shuts down)
+    content_type: str = "text/html"  # of a bytes body
 
 
 # route(method, path, body) -> (status, payload, headers) where payload is a dict (JSON)
@@ -40,6 +47,7 @@ class JsonServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # set on shutdown: ends every wait of a fault at once
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,17 +76,24 @@ class JsonServer:
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
                     if server.delay_s:
-                        time.sleep(server.delay_s)
-                    if failure:
-                        self._send(failure.status, failure.body, failure.headers)
+                        server._closing.wait(server.delay_s)
+                    if failure and failure.hang:
+                        server._closing.wait()
+                    elif failure and failure.status is not None:
+                        self._send(failure.status, failure.body, failure.headers, failure.drip_s,
+                                   failure.content_type)
                     else:
-                        self._send(*server.route(self.command, self.path.split("?")[0], body))
+                        self._send(*server.route(self.command, self.path.split("?")[0], body),
+                                   drip_s=failure.drip_s if failure else 0.0)
                 finally:
                     with server._lock:
                         server.in_flight -= 1
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-                if isinstance(payload, list):
+            def _send(self, status: int, payload: Any, headers: dict[str, str], drip_s: float = 0.0,
+                      raw_content_type: str = "text/html") -> None:
+                if isinstance(payload, bytes):
+                    data, content_type = payload, raw_content_type
+                elif isinstance(payload, list):
                     data = b"".join(json.dumps(item).encode() + b"\n" for item in payload)
                     content_type = "application/x-ndjson"
                 else:
@@ -90,7 +105,17 @@ class JsonServer:
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if not drip_s:
+                    self.wfile.write(data)
+                    return
+                try:
+                    for byte in data:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        if server._closing.wait(drip_s):
+                            return
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting: the fault did its job
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -103,6 +128,26 @@ class JsonServer:
         self.failures.extend(Failure(status, body or {"error": {"message": f"scheduled {status}"}}, headers or {})
                              for _ in range(count))
 
+    def _after(self, count: int) -> None:
+        """The next `count` requests are answered as usual: a fault scheduled next follows them."""
+        self.failures.extend(Failure(None) for _ in range(count))
+
+    def garble_next(self, count: int, body: bytes | dict[str, Any], *, after: int = 0) -> None:
+        """After `after` normal answers, the next `count` requests get 200 with `body` (bytes: as
+        they are, e.g. not JSON; a dict: JSON, e.g. without the fields a client needs)."""
+        self._after(after)
+        self.failures.extend(Failure(200, body) for _ in range(count))
+
+    def drip_next(self, count: int, every_s: float, *, after: int = 0) -> None:
+        """After `after` normal answers, the next `count` answers go out a byte every `every_s`."""
+        self._after(after)
+        self.failures.extend(Failure(None, drip_s=every_s) for _ in range(count))
+
+    def hang_next(self, count: int, *, after: int = 0) -> None:
+        """After `after` normal answers, the next `count` requests are never answered."""
+        self._after(after)
+        self.failures.extend(Failure(None, hang=True) for _ in range(count))
+
     def posts(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.path.startswith(path)]
 
@@ -111,5 +156,6 @@ class JsonServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
