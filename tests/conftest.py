@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -39,3 +42,23 @@ def compose_cfg(data_dir, tmp_path):
                 f"paths.data_dir={data_dir}", f"paths.output_root={tmp_path / 'outputs'}", *overrides])
 
     return _compose
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    """A scratch folder every user can walk into (pytest's tmp_path is closed to others)."""
+    folder = Path(tempfile.mkdtemp(prefix="seidr-layout-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def home_place() -> Iterator[Path]:
+    """A scratch folder under a home: /home when we may write there (it is hidden from programs
+    at the namespace level, like /root), else our own home."""
+    parent = Path("/home") if os.access("/home", os.W_OK) else Path.home()
+    folder = Path(tempfile.mkdtemp(prefix="seidr-layout-", dir=parent))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

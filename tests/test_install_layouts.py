@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -47,26 +46,6 @@ asyncio.run(main())
 LEVELS = ["namespace", "process"]
 IS_ROOT = os.geteuid() == 0
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-
-
-@pytest.fixture
-def place() -> Iterator[Path]:
-    """A scratch folder every user can walk into (pytest's tmp_path is closed to others)."""
-    folder = Path(tempfile.mkdtemp(prefix="seidr-layout-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def home_place() -> Iterator[Path]:
-    """A scratch folder under a home: /home when we may write there (it is hidden from programs
-    at the namespace level, like /root), else our own home."""
-    parent = Path("/home") if os.access("/home", os.W_OK) else Path.home()
-    folder = Path(tempfile.mkdtemp(prefix="seidr-layout-", dir=parent))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def seidr_copy(where: Path) -> Path:

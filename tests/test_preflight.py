@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -37,15 +34,6 @@ def reply(messages, body, index):
     if "Do not write code" in messages[-1]["content"]:
         return "It prints the number where it should print Fizz."
     return f"```python\n# choice {index}\nx = int(input())\nprint(x)\n```"
-
-
-@pytest.fixture
-def open_place() -> Iterator[Path]:
-    """A folder the run user can read (pytest's tmp_path is closed to others)."""
-    folder = Path(tempfile.mkdtemp(prefix="seidr-preflight-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def flaky_python(folder: Path, works_for: int) -> Path:
@@ -78,21 +66,21 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     return next(line for line in proc.stderr.splitlines() if line.startswith("seidr: error:"))
 
 
-def test_preflight_stops_before_any_llm_call(open_place, data_dir):
-    python = flaky_python(open_place, works_for=1)  # the probe runs; the harness never does
+def test_preflight_stops_before_any_llm_call(place, data_dir):
+    python = flaky_python(place, works_for=1)  # the probe runs; the harness never does
     with OpenAIServer(reply, model="m") as server:
         proc = main_py("execution.isolation=process", f"execution.python={python}", server=server,
-                       run_dir=open_place / "run", data_dir=data_dir)
+                       run_dir=place / "run", data_dir=data_dir)
         assert server.posts("/v1/chat/completions") == []  # no budget spent
     line = error_line(proc)
     assert "execution.isolation=process" in line and str(python) in line and "gone on start" in line, line
-    assert not (open_place / "run" / "programs.jsonl").exists()
+    assert not (place / "run" / "programs.jsonl").exists()
 
 
-def test_a_sandbox_that_breaks_mid_run_stops_the_run_and_keeps_what_was_recorded(open_place, data_dir):
+def test_a_sandbox_that_breaks_mid_run_stops_the_run_and_keeps_what_was_recorded(place, data_dir):
     # starts 1-3: the probe and the two canaries; 4-6 score the first two drafts; then it breaks
-    python = flaky_python(open_place, works_for=5)
-    run_dir = open_place / "run"
+    python = flaky_python(place, works_for=5)
+    run_dir = place / "run"
     with OpenAIServer(reply, model="m") as server:
         proc = main_py("execution.isolation=process", f"execution.python={python}", "execution.workers=1",
                        "search.branching_factor=2", server=server, run_dir=run_dir, data_dir=data_dir)
@@ -107,7 +95,7 @@ def test_a_sandbox_that_breaks_mid_run_stops_the_run_and_keeps_what_was_recorded
     assert all(status in ("pass", "wrong") for p in programs for status in p["statuses"]), [(p["statuses"], p["feedback"]) for p in programs]
 
     # the machine is fixed: the rerun resumes the job instead of calling it finished
-    (open_place / "count").write_text("-1000\n")
+    (place / "count").write_text("-1000\n")
     with OpenAIServer(reply, model="m") as server:
         again = main_py("execution.isolation=process", f"execution.python={python}", "execution.workers=1",
                         "search.branching_factor=2", server=server, run_dir=run_dir, data_dir=data_dir)
@@ -120,14 +108,14 @@ def test_a_sandbox_that_breaks_mid_run_stops_the_run_and_keeps_what_was_recorded
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the run user exists only when seidr runs as root")
 @pytest.mark.parametrize("isolation", ["namespace", "process"])
-async def test_a_standard_library_the_run_user_cannot_read_is_the_machines_fault(open_place, isolation):
+async def test_a_standard_library_the_run_user_cannot_read_is_the_machines_fault(place, isolation):
     if isolation == "namespace" and not bwrap_works():
         pytest.fail("bubblewrap does not work here; scripts/setup.sh installs it")
-    python = standalone_python(open_place / "closed")
-    (open_place / "closed" / "lib").chmod(0o700)  # like a pyenv Python in a home closed to others
+    python = standalone_python(place / "closed")
+    (place / "closed" / "lib").chmod(0o700)  # like a pyenv Python in a home closed to others
     with pytest.raises(SandboxBroken, match="standard library") as raised:
         await preflight(PythonExecutor(Sandbox(ExecutionLimits(), isolation=isolation, python=str(python))))
-    assert str(python) in str(raised.value) or str(open_place) in str(raised.value)
+    assert str(python) in str(raised.value) or str(place) in str(raised.value)
 
 
 async def test_a_missing_compiler_is_the_machines_fault():

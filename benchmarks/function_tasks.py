@@ -1,0 +1,60 @@
+"""What judging function tasks costs: the canonical solutions of HumanEval/0-39 (175 tests) through
+the real executor at each isolation level that works here, median of three passes. Each program
+gets an interpreter of its own (the tests run in the supervisor, outside the program's reach), so
+this is mostly one interpreter start per program.
+
+    python -m benchmarks.function_tasks
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from seidr.data.humaneval import HumanEvalDataset  # noqa: E402
+from seidr.execution.base import ExecutionLimits  # noqa: E402
+from seidr.execution.python import PythonExecutor  # noqa: E402
+from seidr.execution.sandbox import Sandbox, bwrap_works  # noqa: E402
+from tests.conftest import find_data_dir  # noqa: E402
+
+PROBLEMS = 40
+PASSES = 3
+
+
+async def one_pass(executor: PythonExecutor, jobs: list) -> tuple[float, int, int]:
+    started, tests, passed = time.perf_counter(), 0, 0
+    for problem, code in jobs:
+        cases = list(problem.valid) + list(problem.test)
+        outcomes = await executor.run(problem.preamble + code, cases, "function", entry_point=problem.entry_point,
+                                      preamble=problem.preamble)
+        tests += len(cases)
+        passed += sum(o.passed for o in outcomes)
+    return time.perf_counter() - started, tests, passed
+
+
+def main() -> None:
+    logging.getLogger("seidr").setLevel(logging.ERROR)
+    path = (find_data_dir() or Path("data")) / "humaneval" / "HumanEval.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines][:PROBLEMS]
+    dataset = HumanEvalDataset(path)
+    jobs = [(dataset.load(r["task_id"], seed=0, valid_examples=1000, test_examples=1000, prompt_examples=1),
+             r["prompt"] + r["canonical_solution"]) for r in records]
+    for isolation in ["process"] + (["namespace"] if bwrap_works() else []):
+        executor = PythonExecutor(Sandbox(ExecutionLimits(), isolation=isolation))
+        runs = [asyncio.run(one_pass(executor, jobs)) for _ in range(PASSES)]
+        seconds = statistics.median(r[0] for r in runs)
+        print(f"{isolation:9} {PROBLEMS} programs, {runs[0][1]} tests ({runs[0][2]} passed): median {seconds:.2f} s, "
+              f"{1000 * seconds / PROBLEMS:.0f} ms per program")
+
+
+if __name__ == "__main__":
+    main()
