@@ -68,12 +68,28 @@ def make_executor(cfg: DictConfig):
     if cfg.language not in LANGUAGES:
         raise SeidrError(f"language={cfg.language} is not supported; use one of: {', '.join(LANGUAGES)}")
     limits = ExecutionLimits(**OmegaConf.to_container(cfg.execution.limits, resolve=True))
-    sandbox = Sandbox(limits, isolation=str(cfg.execution.isolation), python=cfg.execution.get("python"))
+    sandbox = Sandbox(limits, isolation=str(cfg.execution.isolation), python=cfg.execution.get("python"),
+                      hide=answer_folders(cfg))
     tolerance = cfg.execution.get("float_tolerance")
     if cfg.language == "cpp":
         return CppExecutor(sandbox, compiler=str(cfg.execution.cpp.compiler), flags=list(cfg.execution.cpp.flags),
                            float_tolerance=tolerance)
     return PythonExecutor(sandbox, float_tolerance=tolerance)
+
+
+def answer_folders(cfg: DictConfig) -> list[Path]:
+    """Folders where a program could look its answers up or read other runs' programs: the
+    repository (data/ ships in it), the data folder, the dataset's own files, the outputs and
+    the response cache. The namespace level hides them from programs."""
+    keys = ("paths.root_dir", "paths.data_dir", "paths.output_root", "model.cache_dir", "dataset.root",
+            "dataset.path", "dataset.cpp_path")
+    found = []
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value:
+            path = Path(str(value)).expanduser()
+            found.append(path if path.is_dir() or not path.suffix else path.parent)
+    return found
 
 
 def search_params(cfg: DictConfig) -> SearchParams:

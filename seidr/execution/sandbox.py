@@ -30,7 +30,7 @@ import sys
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 from seidr.errors import SandboxBroken, SeidrError
 from seidr.execution.base import ExecutionLimits
@@ -92,6 +92,17 @@ def probe_interpreter(python: str) -> dict[str, Any]:
     return info
 
 
+def _hidden_roots(extra: Sequence[str | Path]) -> list[Path]:
+    """The folders replaced by empty ones under bubblewrap: HIDDEN plus `extra`, each existing
+    folder once, none inside another (an empty folder already hides what is inside it)."""
+    found: list[Path] = []
+    for path in [*HIDDEN, *extra]:
+        folder = Path(path).expanduser().resolve()
+        if folder.is_dir() and folder != Path("/"):
+            found.append(folder)
+    return sorted({f for f in found if not any(f != o and f.is_relative_to(o) for o in found)})
+
+
 def bwrap_works() -> bool:
     """Whether bubblewrap can make the namespaces seidr asks for, here and now."""
     if shutil.which("bwrap") is None:
@@ -109,10 +120,15 @@ def _namespace_flags() -> list[str]:
 class Sandbox:
     """Runs the harness (see harness.py) on one job under the configured isolation level."""
 
-    def __init__(self, limits: ExecutionLimits, isolation: str = "auto", python: str | None = None) -> None:
+    def __init__(self, limits: ExecutionLimits, isolation: str = "auto", python: str | None = None,
+                 hide: Sequence[str | Path] = ()) -> None:
+        """`hide`: folders programs must not read at the namespace level (the datasets, the run
+        outputs, the response cache): a program could look its answers up there, or read other
+        runs' programs."""
         if isolation not in LEVELS:
             raise SeidrError(f"execution.isolation must be one of {', '.join(LEVELS)}, not {isolation!r}")
         self.limits = limits
+        self.hidden = _hidden_roots(hide)
         self.drop_privileges = os.geteuid() == 0
         if isolation == "auto":
             isolation = "namespace" if bwrap_works() else "process"
@@ -143,7 +159,7 @@ class Sandbox:
             python, info = system, probe_interpreter(system)
         folders = [Path(python).parent, *map(Path, info["prefixes"]), Path(info["stdlib"]).parent]
         reveal = {folder.resolve() for folder in folders} | {folder for folder in folders if folder.is_absolute()}
-        hidden = [path for path in reveal if any(path.is_relative_to(root) for root in HIDDEN)]
+        hidden = [path for path in reveal if any(path.is_relative_to(root) for root in self.hidden)]
         # a folder inside another one needs no mount of its own
         return python, sorted(p for p in hidden if not any(p != q and p.is_relative_to(q) for q in hidden))
 
@@ -184,11 +200,10 @@ class Sandbox:
         if self.isolation != "namespace":
             return harness
         mounts = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
-        for root in HIDDEN:
-            if os.path.isdir(root):
-                mounts += ["--tmpfs", root]
+        for root in self.hidden:
+            mounts += ["--tmpfs", str(root)]
         for folder in self._reveal:  # the interpreter, back from under a hidden folder
-            root = next(Path(r) for r in HIDDEN if folder.is_relative_to(r))
+            root = max((r for r in self.hidden if folder.is_relative_to(r)), key=lambda r: len(r.parts))
             for parent in reversed(folder.parents):
                 if parent.is_relative_to(root) and parent != root:
                     mounts += ["--perms", "0755", "--dir", str(parent)]
