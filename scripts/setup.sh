@@ -7,11 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: bubblewrap for execution.isolation=namespace, g++ for language=cpp, git for
-# the archive, chromium and its driver for the viewer's browser test.
+# System packages: bubblewrap for execution.isolation=namespace, g++ for language=cpp (and boost's
+# headers: two HumanEval-X problems include boost/any.hpp), git for the archive, chromium and its
+# driver for the viewer's browser test.
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v g++ >/dev/null || missing+=(g++)
+[ -e /usr/include/boost/any.hpp ] || missing+=(libboost-dev)
 command -v git >/dev/null || missing+=(git)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)

@@ -140,19 +140,30 @@ class Evaluator:
         self._slots = asyncio.Semaphore(max(1, workers))
         # verdicts by (code, test): a repair identical to an earlier program costs nothing
         self._verdicts: dict[tuple[str, Example], TestOutcome] = {}
+        self._running: dict[str, asyncio.Future[None]] = {}  # code being scored, by digest
         self.cached_verdicts = 0
 
     async def run(self, code: str, tests: Sequence[Example]) -> list[TestOutcome]:
         source = self.problem.preamble + code if self.problem.preamble else code
         digest = self._digest(code)
+        # the same code being scored right now (identical drafts arrive together): wait for it
+        # rather than run it twice, then run only what it did not cover
+        while (running := self._running.get(digest)) is not None:
+            await asyncio.shield(running)
         missing = [test for test in dict.fromkeys(tests) if (digest, test) not in self._verdicts]
         self.cached_verdicts += len(tests) - len(missing)
         if missing:
-            async with self._slots:
-                outcomes = await self.executor.run(source, missing, self.problem.mode,
-                                                   entry_point=self.problem.entry_point, preamble=self.problem.preamble)
-            for test, outcome in zip(missing, outcomes):
-                self._verdicts[(digest, test)] = outcome
+            done = self._running[digest] = asyncio.get_running_loop().create_future()
+            try:
+                async with self._slots:
+                    outcomes = await self.executor.run(source, missing, self.problem.mode,
+                                                       entry_point=self.problem.entry_point,
+                                                       preamble=self.problem.preamble)
+                for test, outcome in zip(missing, outcomes):
+                    self._verdicts[(digest, test)] = outcome
+            finally:
+                del self._running[digest]
+                done.set_result(None)
         outcomes = [self._verdicts[(digest, test)] for test in tests]
         if self.critic is None or self.problem.mode != "stdio":
             return outcomes
@@ -211,6 +222,10 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     redactor = redactor or Redactor.from_sources(config=cfg)
     recorder = RunRecorder(output_dir, problem.valid, redactor,
                            repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)))
+    recorder.claim({"dataset": problem.dataset, "problem": problem.name, "language": str(cfg.language),
+                    "seed": int(cfg.seed), "model": str(cfg.model.name),
+                    "search": OmegaConf.to_container(cfg.search, resolve=True),
+                    "selection": OmegaConf.to_container(cfg.selection, resolve=True)})
     if (finished := recorder.finished_result()) is not None:
         log.info("this job already finished in %s: nothing to do", output_dir)
         return _finished_outcome(finished, recorder.earlier, output_dir)
@@ -272,8 +287,12 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     best = outcome.best
     test_pass_rate = None
     if best is not None and not isinstance(failure, SandboxBroken):
-        test_outcomes = await evaluator.run(best.code, problem.test)
-        test_pass_rate = sum(o.passed for o in test_outcomes) / len(test_outcomes) if test_outcomes else None
+        try:
+            test_outcomes = await evaluator.run(best.code, problem.test)
+        except SandboxBroken as error:  # the machine broke after the search: the rerun scores it
+            failure = error
+        else:
+            test_pass_rate = sum(o.passed for o in test_outcomes) / len(test_outcomes) if test_outcomes else None
     result = {
         "problem": problem.name,
         "dataset": problem.dataset,
@@ -309,7 +328,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "cached_verdicts": evaluator.cached_verdicts,
         "isolation": executor.sandbox.isolation,
         "preflight_s": round(preflight_s, 3),
-        "stopped": ("solved" if outcome.solved else "error" if failure
+        "stopped": ("error" if failure else "solved" if outcome.solved
                     else "no_replies" if outcome.ran_out else "budget"),
         "error": str(failure) if failure else None,
         "warnings": list(problem.warnings),

@@ -38,12 +38,13 @@ def assert_one_clear_error(proc: subprocess.CompletedProcess, *needles: str) -> 
 
 def test_unknown_problem_lists_the_valid_names(data_dir, tmp_path):
     proc = run_main("problem=bowlin", data_dir=data_dir, output_root=tmp_path)
-    assert_one_clear_error(proc, "bowlin", "valid names", "bowling", "fizz-buzz")
+    assert_one_clear_error(proc, "'bowlin'", "valid names: basement, ", "bowling", "fizz-buzz",
+                           "vector-distance")
 
 
 def test_unknown_humaneval_problem(data_dir, tmp_path):
     proc = run_main("dataset=humaneval", "problem=HumanEval/500", data_dir=data_dir, output_root=tmp_path)
-    assert_one_clear_error(proc, "HumanEval/500", "HumanEval/0")
+    assert_one_clear_error(proc, "'HumanEval/500'", "HumanEval/0 … HumanEval/163")
 
 
 def test_missing_data_folder_says_where_it_looked_and_how_to_set_it(tmp_path):
@@ -145,18 +146,6 @@ def test_humaneval_problem_end_to_end(data_dir, tmp_path):
     result, _ = read_run(tmp_path)
     assert result["solved"] and result["test_pass_rate"] == 1.0 and result["split"] == "heldout"
     assert result["valid_examples"] + result["test_examples"] == 7
-
-
-def test_unreachable_server_names_the_url(data_dir, tmp_path):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
-    proc = run_main("model=openai", "model.api_key=k", f"model.base_url={url}", "model.max_retries=1",
-                    data_dir=data_dir, output_root=tmp_path)
-    assert_one_clear_error(proc, url)
 
 
 def test_server_failing_mid_run_keeps_every_program_and_says_why(data_dir, tmp_path):

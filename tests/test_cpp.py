@@ -19,8 +19,13 @@ LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
 
 
 @pytest.fixture(params=LEVELS)
-def cpp(request):
-    return CppExecutor(Sandbox(LIMITS, isolation=request.param))
+def level(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def cpp(level):
+    return CppExecutor(Sandbox(LIMITS, isolation=level))
 
 
 def run(executor, code, tests=DOUBLE):
@@ -41,12 +46,24 @@ def test_compile_error_is_a_verdict_with_the_compilers_first_lines(cpp):
     assert outcomes[0].error.count("\n") < 15
 
 
-def test_the_binary_is_compiled_once_per_source(cpp):
-    run(cpp, GOOD)
-    binaries = [p for p in cpp._binaries.iterdir() if not p.name.endswith(".cpp")]
-    assert len(binaries) == 1
-    run(cpp, GOOD, [Example("5\n", "10\n")])
-    assert [p for p in cpp._binaries.iterdir() if not p.name.endswith(".cpp")] == binaries
+def test_one_compile_per_source_with_all_its_tests(cpp):
+    """A source is compiled once and its binary reused by later runs; a function-mode program
+    is compiled once together with all of its tests."""
+    jobs = []
+    sandbox_run = cpp.sandbox.run
+
+    async def recording(job, *args, **kwargs):
+        jobs.append(job)
+        return await sandbox_run(job, *args, **kwargs)
+
+    cpp.sandbox.run = recording
+    assert [o.status for o in run(cpp, GOOD)] == ["pass"] * 3
+    assert [o.status for o in run(cpp, GOOD, [Example("5\n", "10\n")])] == ["pass"]
+    tests = [Example(f"#include <cassert>\nint main() {{ assert(twice({n}) == {2 * n}); }}\n")
+             for n in range(4)]
+    outcomes = asyncio.run(cpp.run("int twice(int n) { return n == 3 ? 0 : 2 * n; }\n", tests, "function"))
+    assert [o.status for o in outcomes] == ["pass", "pass", "pass", "wrong"]
+    assert [len(job["tests"]) for job in jobs if "compile" in job] == [3, 4] and len(jobs) == 3
 
 
 def test_crashes_timeouts_and_floods_are_verdicts(cpp):
@@ -56,6 +73,30 @@ def test_crashes_timeouts_and_floods_are_verdicts(cpp):
     assert run(cpp, flood, DOUBLE[:1])[0].status == "output_limit"
     outcome = run(cpp, "int main() { return 3; }\n", DOUBLE[:1])[0]
     assert outcome.status == "error" and "status 3" in outcome.error
+
+
+def test_a_binary_past_its_cpu_seconds_is_stopped_by_sigxcpu(level):
+    """The wall clock per test is far above the CPU limit; the program reports the SIGXCPU that
+    stops it, then dies of it."""
+    limits = ExecutionLimits(test_timeout_s=30, test_cpu_s=1, total_timeout_s=60, compile_timeout_s=30)
+    code = ("#include <csignal>\n#include <iostream>\n#include <unistd.h>\n"
+            "extern \"C\" void on_xcpu(int) {\n"
+            "  write(1, \"SIGXCPU\\n\", 8); signal(SIGXCPU, SIG_DFL); raise(SIGXCPU); }\n"
+            "int main() { long n; std::cin >> n; signal(SIGXCPU, on_xcpu); volatile long spins = 0;\n"
+            "  while (n == 0) spins++; std::cout << 2 * n << std::endl; }\n")
+    outcomes = run(CppExecutor(Sandbox(limits, isolation=level)), code)
+    assert [o.status for o in outcomes] == ["timeout", "pass", "pass"] and outcomes[0].actual == "SIGXCPU\n"
+    assert outcomes[0].error == "used up its CPU time"
+
+
+def test_a_file_past_max_file_bytes_is_an_output_limit(cpp):
+    """SIGXFSZ on a file the program writes (not its stdout, which stays empty) is output_limit."""
+    code = ("#include <cstdio>\n#include <iostream>\nint main() { long n; std::cin >> n;\n"
+            "  if (n == 0) { FILE *f = fopen(\"big\", \"wb\");\n"
+            f"    for (long i = 0; i <= {LIMITS.max_file_bytes}; i++) fputc('x', f);\n"
+            "    fclose(f); }\n  std::cout << 2 * n << std::endl; }\n")
+    outcomes = run(cpp, code)
+    assert [o.status for o in outcomes] == ["output_limit", "pass", "pass"] and outcomes[0].actual == ""
 
 
 def test_a_template_bomb_is_stopped_by_the_compile_limits():
@@ -75,3 +116,5 @@ def test_float_tolerance_is_off_by_default_and_on_when_asked():
     assert run(strict, code, third)[0].status == "wrong"
     tolerant = CppExecutor(Sandbox(LIMITS, isolation="process"), float_tolerance=1e-4)
     assert run(tolerant, code, third)[0].status == "pass"
+    too_strict = CppExecutor(Sandbox(LIMITS, isolation="process"), float_tolerance=1e-6)  # off by 3.3e-6
+    assert run(too_strict, code, third)[0].status == "wrong"

@@ -36,6 +36,15 @@ def test_develop_solves_a_task_with_a_scripted_model(tmp_path):
     assert "solved=True" in repr(result)
 
 
+def test_a_repair_identical_to_its_parent_is_not_run_again(tmp_path):
+    backend = ScriptedBackend(lambda step, messages, index: "It is wrong." if step == "explain" else DOUBLE_WRONG)
+    result = dev.develop("Read an integer and print twice its value.", examples=[("2", "4"), ("-5", "-10")],
+                         tests=[("21", "42")], model=backend, max_programs=2, drafts_per_prompt=1, output_dir=tmp_path, overrides=NO_CACHE)
+    assert [p.kind for p in result.programs] == ["draft", "repair"]
+    assert result.result["cached_verdicts"] == 2  # both validation tests of the repair, from the draft's run
+    assert result.programs[1].outcomes == result.programs[0].outcomes
+
+
 def test_develop_takes_a_signature_with_asserts(tmp_path):
     code = "```python\ndef is_even(n):\n    return n % 2 == 0\n```"
     backend = ScriptedBackend(lambda step, messages, index: code)

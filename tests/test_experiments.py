@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,10 @@ from hydra import compose, initialize_config_dir
 
 from hydra_plugins.seidr_grids_sweeper import GridsSweeper
 from seidr.config import CONFIG_DIR, REPO_ROOT, register_resolvers
-from tests.test_cli import run_main
+from seidr.report import main as report_main
+from seidr.report import never_started, summarize
+from tests.servers.openai_server import OpenAIServer
+from tests.test_cli import run_main, seidr_reply
 
 TABLES = {  # experiment -> its table in data/paper_tables
     "psb2_gpt3_5": "psb2__gpt3_5__experiments_psb2_gpt3_5_run_1_offset_111000_no_lexicase_mp100_bf_2_4_16_1_10_100.csv",
@@ -120,16 +125,39 @@ def test_an_experiment_runs_through_main_with_the_embedded_model(data_dir, tmp_p
         assert result["debug_prompt_id"] == 0  # gecco_mp100 instructs with template 0
 
 
-def test_a_bad_job_fails_alone_and_the_sweep_says_so(data_dir, tmp_path):
-    from tests.servers.openai_server import OpenAIServer
-    from tests.test_cli import seidr_reply
-
+@pytest.fixture(scope="module")
+def grid_sweep(data_dir, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One real `-m` sweep through the grids sweeper by a scripted model, whose first job names no
+    problem: main.py's run and the sweep folder. The report's test of a sweep uses it too."""
+    out = tmp_path_factory.mktemp("grid")
     with OpenAIServer(seidr_reply, model="m") as server:
         proc = run_main("-m", "+experiments=gecco_mp100", "model=openai", "model.name=m", "model.api_key=k",
-                        f"model.base_url={server.base_url}", "problem=nope,fizz-buzz", "language=python",
-                        "search.branching_factor=2", "search.max_programs=4", data_dir=data_dir,
-                        output_root=tmp_path)
+                        f"model.base_url={server.base_url}", "problem=nope,fizz-buzz,gcd", "language=python",
+                        "search.branching_factor=2", "search.max_programs=6", data_dir=data_dir,
+                        output_root=out)
+    return proc, out / "experiments" / "gecco_mp100"
+
+
+def test_a_bad_job_fails_alone_and_the_sweep_says_so(grid_sweep):
+    proc, folder = grid_sweep
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "unknown PSB2 problem 'nope'" in proc.stderr and "1 of 2 jobs failed" in proc.stderr
-    # the job after the bad one still ran
-    assert (tmp_path / "experiments" / "gecco_mp100" / "1_psb2_fizz-buzz" / "result.json").is_file()
+    assert "unknown PSB2 problem 'nope'" in proc.stderr and "1 of 3 jobs failed" in proc.stderr
+    # the jobs after the bad one still ran
+    assert [p.parent.name for p in sorted(folder.glob("*/result.json"))] == ["1_psb2_fizz-buzz", "2_psb2_gcd"]
+
+
+def test_the_report_of_a_sweep_names_its_jobs_without_programs(grid_sweep, tmp_path):
+    """The failed job, and a finished one whose folder is then deleted, are named in the report."""
+    sweep_dir = Path(shutil.copytree(grid_sweep[1], tmp_path / "sweep"))  # the fixture's stays whole
+    jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/result.json"))]
+    assert [job["problem"] for job in jobs] == ["fizz-buzz", "gcd"]
+    assert all(job["debug_prompt_id"] == 0 for job in jobs)  # the table's template instruct
+    shutil.rmtree(sweep_dir / "2_psb2_gcd")
+    assert report_main([str(sweep_dir)]) == 0
+    plan = json.loads((sweep_dir / "sweep_jobs.json").read_text())
+    assert "problem=nope" in plan[0] and "problem=gcd" in plan[2]
+    assert never_started(sweep_dir) == [(0, plan[0]), (2, plan[2])]
+    text = (sweep_dir / "report.md").read_text()
+    assert "job 0 (" in text and "job 2 (" in text and "problem=gcd" in text and "never started" in text
+    [row] = [s.row() for s in summarize(sweep_dir) if s.results]
+    assert row["jobs"] == 1 and row["programs"] == jobs[0]["programs"] and "debug prompt 0" in row["config"]

@@ -11,7 +11,7 @@ from seidr.llm.base import Message
 from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient
 from seidr.prompts.extract import reply_issue
-from tests.scripted import ScriptedBackend
+from tests.scripted import GatedBackend, ScriptedBackend, until
 from tests.test_cli import FIZZ_BUZZ_WRONG, read_run, run_main, seidr_reply
 
 ASK = [Message("user", "write code")]
@@ -36,6 +36,51 @@ def test_cache_replays_without_calling_and_a_new_seed_calls_again(tmp_path):
     other_seed = client(backend, cache=ResponseCache(tmp_path), seed=2)
     asyncio.run(other_seed.sample(ASK, n=2))
     assert other_seed.usage.calls == 1 and len(backend.requests) == 2
+
+
+class OtherScripted(ScriptedBackend):
+    """Another backend type with the same model name."""
+
+
+def scripted(model_name: str = "scripted", kind: type = ScriptedBackend, base_url: str = "http://a/v1"):
+    backend = kind(lambda step, messages, index: f"reply {index}")
+    backend.model_name = model_name
+    backend.base_url = base_url
+    return backend
+
+
+@pytest.mark.parametrize("changed, hits", [
+    ({}, 1),
+    ({"backend": lambda: scripted("other-model")}, 0),
+    ({"temperature": 0.81}, 0),
+    ({"max_tokens": 11}, 0),
+    ({"backend": lambda: scripted(kind=OtherScripted)}, 0),
+    ({"backend": lambda: scripted(base_url="http://b/v1")}, 0),
+], ids=["same", "model", "temperature", "max_tokens", "backend-type", "endpoint"])
+def test_the_cache_key_holds_model_temperature_max_tokens_and_backend(tmp_path, changed, hits):
+    first = client(scripted(), cache=ResponseCache(tmp_path))
+    asyncio.run(first.sample(ASK, n=2))
+    options = dict(changed)
+    second = client(options.pop("backend", scripted)(), cache=ResponseCache(tmp_path), **options)
+    asyncio.run(second.sample(ASK, n=2))
+    assert (second.usage.cache_hits, second.usage.calls) == (hits, 1 - hits)
+    assert len(second.backend.requests) == 1 - hits
+
+
+def test_at_most_max_concurrency_requests_are_in_flight_and_that_many_when_there_is_work():
+    async def go():
+        backend = GatedBackend(lambda step, messages, index: "x")
+        llm = client(backend, max_concurrency=3)
+        asked = [asyncio.ensure_future(llm.sample([Message("user", f"question {k}")])) for k in range(8)]
+        for answered in range(8):
+            await until(lambda: sum(g.answered for g in backend.gates) == answered
+                        and len(backend.waiting) == min(3, 8 - answered), f"{min(3, 8 - answered)} in flight")
+            backend.waiting[-1].opened.set()  # the newest first: the limit holds whatever order they end in
+        await asyncio.gather(*asked)
+        return backend
+
+    backend = asyncio.run(go())
+    assert backend.peak_waiting == 3 and len(backend.gates) == 8
 
 
 def test_a_torn_cache_file_is_ignored_and_rewritten(tmp_path):
@@ -124,4 +169,9 @@ def test_a_reply_in_the_wrong_language_becomes_a_failing_program(tmp_path):
     result = dev.develop("Double it.", examples=[("1", "2")], model=backend, max_programs=3, output_dir=tmp_path,
                          overrides=["model.cache=false", "tracking=none"])
     assert not result.solved and len(result.programs) == 3
-    assert all(p.outcomes[0].status in ("syntax", "error") for p in result.programs)  # never a crash
+    # the JavaScript block is taken as the program and run as Python: it gets as far as `console`
+    # (a sandbox that failed to run it would say "error" too, with another reason)
+    for program in result.programs:
+        assert program.code == "console.log(2 * readline());\n"
+        assert [o.status for o in program.outcomes] == ["error"]
+        assert "NameError: name 'console' is not defined" in program.outcomes[0].error

@@ -13,7 +13,7 @@ from seidr.problem import Example, Problem
 from seidr.prompts import python as python_prompts
 from seidr.search.loop import SearchParams, SeidrSearch
 from seidr.search.selection import BeamSelection, LexicaseSelection
-from tests.scripted import ScriptedBackend
+from tests.scripted import ScriptedBackend, step_of
 
 PROBLEM = Problem(
     name="toy", dataset="test", description="Print the answer.", mode="stdio",
@@ -68,11 +68,41 @@ def test_generation_shape_follows_the_parameters():
     assert llm.usage.calls == 8 and llm.usage.prompt_tokens == 10 * (2 + 4 + 12)  # 10 per completion
 
 
-def test_first_draft_is_greedy_the_rest_sampled():
-    params = SearchParams(max_programs=3, drafts_per_prompt=3)
+@pytest.mark.parametrize("greedy, drafts", [
+    (True, [(1, 0.0), (2, 0.7)]),  # one greedy draft, the rest sampled at the model's temperature
+    (False, [(3, 0.7)]),  # every draft sampled
+])
+def test_first_draft_is_greedy_unless_switched_off(greedy, drafts):
+    from seidr.app import search_params
+    from seidr.dev import compose_config
+
+    assert search_params(compose_config([f"search.greedy_first_draft={str(greedy).lower()}"])).greedy_first_draft \
+        is greedy
+    params = SearchParams(max_programs=3, drafts_per_prompt=3, greedy_first_draft=greedy)
     _, backend, _, _ = run(never_right, params)
-    drafts = [(n, t) for step, _, n, t in backend.requests if step == "draft"]
-    assert sorted(drafts) == [(1, 0.0), (2, 0.7)]
+    assert sorted((n, t) for step, _, n, t in backend.requests if step == "draft") == drafts
+
+
+class FewerDrafts(ScriptedBackend):
+    """Answers a request for several drafts with one reply fewer, as a server may."""
+
+    async def generate(self, messages, *, n, **options):
+        replies = await super().generate(messages, n=n, **options)
+        return replies[:-1] if step_of(messages) == "draft" and n > 1 else replies
+
+
+def test_a_backend_that_returns_fewer_replies_leaves_no_gap_in_the_tree():
+    params = SearchParams(max_programs=3 + 4, drafts_per_prompt=3, explanations_per_program=1,
+                          repairs_per_explanation=2, beam_width=2)
+    backend = FewerDrafts(never_right)
+    llm = LLMClient(backend, temperature=0.7, max_tokens=100, max_concurrency=4, seed=0)
+    saved = []
+    outcome = asyncio.run(SeidrSearch(PROBLEM, llm, evaluate, BeamSelection(), params, python_prompts, "python",
+                                      0, on_program=saved.append).run())
+    # the missing draft is one program fewer; every repair after it is still recorded, in order
+    assert [p.kind for p in outcome.programs] == ["draft"] * 2 + ["repair"] * 4 and saved == outcome.programs
+    assert [p.id for p in outcome.programs] == list(range(6))
+    assert {p.parent_id for p in outcome.programs if p.kind == "repair"} == {0, 1}
 
 
 def test_search_stops_at_the_first_program_that_passes():
@@ -125,9 +155,10 @@ def drafts_in_order(draft_scores: list[str]):
     return reply
 
 
-def repaired_parents(outcome) -> set[str]:
+def repaired_parents(outcome, generation: int = 1) -> set[str]:
+    """The first lines of the programs the repairs of `generation` came from."""
     codes = {p.id: p.code.split("\n")[0] for p in outcome.programs}
-    return {codes[p.parent_id] for p in outcome.programs if p.kind == "repair" and p.generation == 1}
+    return {codes[p.parent_id] for p in outcome.programs if p.kind == "repair" and p.generation == generation}
 
 
 def test_beam_expands_the_best_programs_of_the_generation():
@@ -137,18 +168,42 @@ def test_beam_expands_the_best_programs_of_the_generation():
     assert repaired_parents(outcome) == {"# draft1", "# draft3"}
 
 
-def test_lexicase_expands_a_specialist_that_beam_drops():
-    # a generalist with the best mean, and a specialist that alone passes test 2
-    params = SearchParams(max_programs=2 + 1, drafts_per_prompt=2, explanations_per_program=1,
-                          repairs_per_explanation=1, beam_width=1)
-    for seed in range(5):
-        outcome, _, _, _ = run(drafts_in_order(["0.9 0.9 0", "0 0 1"]), params, BeamSelection(), seed)
-        assert repaired_parents(outcome) == {"# draft0"}
-    lexicase_parents = set()
+def first_repairs_in_order(repair_scores: list[str]):
+    """Drafts fail; the first repairs get the given scores in the order they are asked for, later
+    ones fail."""
+    made = iter(range(100))
+
+    def reply(step, messages, index):
+        if step == "explain":
+            return "bug"
+        if step == "draft":
+            return tagged(f"draft{index}", "0 0 0")
+        number = next(made)
+        return tagged(f"child{number}", repair_scores[number] if number < len(repair_scores) else "0 0 0")
+
+    return reply
+
+
+# generation 1's children: a generalist, a specialist that alone passes test 2 but has a low
+# mean, a program the generalist dominates, and a runner-up by mean that it dominates too
+CHILDREN = ["0.9 0.9 0", "0 0 1", "0.5 0.5 0.1", "0.6 0.6 0"]
+TWO_GENERATIONS = SearchParams(max_programs=2 + 4 + 4, drafts_per_prompt=2, explanations_per_program=1,
+                               repairs_per_explanation=2, beam_width=2)
+
+
+def test_beam_repairs_the_best_of_the_last_generation():
+    for seed in range(3):
+        outcome, _, _, _ = run(first_repairs_in_order(CHILDREN), TWO_GENERATIONS, BeamSelection(), seed)
+        assert repaired_parents(outcome, 2) == {"# child0", "# child3"}
+        assert len([p for p in outcome.programs if p.generation == 2]) == 4
+
+
+def test_lexicase_repairs_a_specialist_that_beam_drops_and_never_a_dominated_program():
+    parents = []
     for seed in range(12):
-        outcome, _, _, _ = run(drafts_in_order(["0.9 0.9 0", "0 0 1"]), params, LexicaseSelection(), seed)
-        lexicase_parents |= repaired_parents(outcome)
-    assert lexicase_parents == {"# draft0", "# draft1"}
+        outcome, _, _, _ = run(first_repairs_in_order(CHILDREN), TWO_GENERATIONS, LexicaseSelection(), seed)
+        parents.append(repaired_parents(outcome, 2))
+    assert set().union(*parents) == {"# child0", "# child1"}
 
 
 def test_greedy_is_one_draft_at_temperature_zero():

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,9 @@ RIGHT = ("x = int(input())\n"
 def reply(messages, body, index):
     if "Do not write code" in messages[-1]["content"]:
         return "It prints the number where it should print Fizz."
-    return f"```python\n# choice {index}\nx = int(input())\nprint(x)\n```"
+    # a different program per request, so no verdict is reused and each one needs the sandbox
+    asked = zlib.crc32(json.dumps(messages).encode())
+    return f"```python\n# request {asked} choice {index}\nx = int(input())\nprint(x)\n```"
 
 
 def flaky_python(folder: Path, works_for: int) -> Path:
@@ -129,3 +132,27 @@ async def test_preflight_passes_on_a_working_machine_and_times_itself(language):
     sandbox = Sandbox(ExecutionLimits(), isolation="auto")
     executor = PythonExecutor(sandbox) if language == "python" else CppExecutor(sandbox)
     assert await preflight(executor) > 0
+
+
+def test_a_sandbox_that_breaks_while_scoring_the_held_out_tests_keeps_the_search(place, data_dir):
+    python = flaky_python(place, works_for=10**6)
+    args = ("execution.isolation=process", f"execution.python={python}", "execution.workers=1",
+            "search.branching_factor=2")
+    # a rehearsal counts the sandbox starts; the held-out tests of the best program are the last
+    with OpenAIServer(reply, model="m") as server:
+        assert main_py(*args, server=server, run_dir=place / "rehearsal", data_dir=data_dir).returncode == 0
+    starts = int((place / "count").read_text())
+    python = flaky_python(place, works_for=starts - 1)
+    (place / "count").write_text("0\n")
+    run_dir = place / "run"
+    with OpenAIServer(reply, model="m") as server:
+        proc = main_py(*args, server=server, run_dir=run_dir, data_dir=data_dir)
+    assert "gone on start" in error_line(proc)  # the held-out run and its one retry
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["stopped"] == "error" and result["test_pass_rate"] is None and result["programs"] == 6
+    (place / "count").write_text("-1000\n")
+    with OpenAIServer(reply, model="m") as server:
+        again = main_py(*args, server=server, run_dir=run_dir, data_dir=data_dir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["stopped"] == "budget" and result["test_pass_rate"] is not None

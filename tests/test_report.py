@@ -100,25 +100,5 @@ def test_jobs_a_sweep_planned_but_never_started_are_listed(sweep, tmp_path):
     assert never_started(sweep) == []  # no plan: nothing to compare with
 
 
-def test_report_of_a_grid_sweep_names_its_missing_job(data_dir, tmp_path, capsys):
-    """A real `-m` sweep through the grids sweeper, one of whose jobs is then deleted."""
-    with OpenAIServer(seidr_reply, model="m") as server:
-        proc = run_main("-m", "+experiments=gecco_mp100", "model=openai", "model.name=m", "model.api_key=k",
-                        f"model.base_url={server.base_url}", "problem=fizz-buzz,gcd", "language=python",
-                        "search.branching_factor=2", "search.max_programs=6", data_dir=data_dir,
-                        output_root=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    sweep_dir = tmp_path / "experiments" / "gecco_mp100"
-    runs = sorted(p.parent for p in sweep_dir.glob("*/result.json"))
-    assert [p.name for p in runs] == ["0_psb2_fizz-buzz", "1_psb2_gcd"]
-    jobs = [json.loads((p / "result.json").read_text()) for p in runs]
-    assert all(job["debug_prompt_id"] == 0 for job in jobs)  # the table's template instruct
-    import shutil
-
-    shutil.rmtree(runs[1])
-    assert main([str(sweep_dir)]) == 0
-    text = (sweep_dir / "report.md").read_text()
-    assert "job 1 (" in text and "problem=gcd" in text and "never started" in text
-    assert never_started(sweep_dir) == [(1, next(j for j in json.loads((sweep_dir / "sweep_jobs.json").read_text()) if "problem=gcd" in j))]
-    row = next(s.row() for s in summarize(sweep_dir) if s.results)
-    assert row["programs"] == jobs[0]["programs"] and "debug prompt 0" in row["config"]
+# The report of a real `-m` sweep with a failed and a missing job is in tests/test_experiments.py,
+# on the sweep its tests share.

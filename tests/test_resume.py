@@ -9,13 +9,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 
+import git
 import pytest
 
 from seidr.config import REPO_ROOT
 from tests.servers.openai_server import OpenAIServer
-from tests.test_cli import run_main
+from tests.test_cli import assert_one_clear_error
 
 RIGHT = ("x = int(input())\n"
          "print('FizzBuzz' if x % 15 == 0 else 'Fizz' if x % 3 == 0 else 'Buzz' if x % 5 == 0 else x)\n")
@@ -34,12 +35,15 @@ def deep_reply(messages, body, index):
 
 
 ARGS = ["model=openai", "model.name=m", "model.api_key=k", "model.max_retries=0", "search.branching_factor=2",
-        "search.max_programs=40", "tracking=none"]
+        "search.max_programs=40"]
 
 
-def job(server, run_dir, cache_dir, data_dir) -> subprocess.Popen:
-    args = [sys.executable, str(REPO_ROOT / "main.py"), *ARGS, f"model.base_url={server.base_url}",
-            f"hydra.run.dir={run_dir}", f"model.cache_dir={cache_dir}", f"paths.data_dir={data_dir}"]
+def job(server, run_dir, cache_dir, data_dir, *more: str) -> subprocess.Popen:
+    """main.py in the background; `more` overrides (tracking is off unless they set it)."""
+    tracking = [] if any(o.startswith("tracking") for o in more) else ["tracking=none"]
+    args = [sys.executable, str(REPO_ROOT / "main.py"), *ARGS, *tracking, *more,
+            f"model.base_url={server.base_url}", f"hydra.run.dir={run_dir}", f"model.cache_dir={cache_dir}",
+            f"paths.data_dir={data_dir}"]
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
 
@@ -65,6 +69,25 @@ def reference(data_dir, tmp_path_factory):
         return outcome(folder / "run"), len(bodies(server))
 
 
+def kill_at(server, process: subprocess.Popen, at_request: int) -> threading.Event:
+    """From the server's side: once it has received `at_request` chat requests, the job is
+    SIGKILLed, and no request is answered until it is dead, so none of the replies in flight
+    reaches it. Returns the event set when the kill is done."""
+    answered, killed, lock = server.route, threading.Event(), threading.Lock()
+
+    def route(method, path, body):
+        if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) >= at_request:
+            with lock:  # requests arriving together all wait here until the job is gone
+                if not killed.is_set():
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    killed.set()
+        return answered(method, path, body)
+
+    server.route = route
+    return killed
+
+
 @pytest.mark.parametrize("kill_at_request", [2, 4, 7, 10])
 def test_killed_job_resumes_to_the_same_result_without_repeating_calls(reference, data_dir, tmp_path,
                                                                         kill_at_request):
@@ -72,18 +95,11 @@ def test_killed_job_resumes_to_the_same_result_without_repeating_calls(reference
     assert kill_at_request < reference_requests
     run_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
     with OpenAIServer(deep_reply, model="m") as server:
-        first = job(server, run_dir, cache_dir, data_dir)
         answered = server.route
-
-        def route(method, path, body):
-            if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) == kill_at_request:
-                first.send_signal(signal.SIGKILL)  # the job dies with this request in flight
-                time.sleep(0.5)
-            return answered(method, path, body)
-
-        server.route = route
+        first = job(server, run_dir, cache_dir, data_dir)
+        killed = kill_at(server, first, kill_at_request)
         first.wait(timeout=300)
-        assert first.returncode == -signal.SIGKILL
+        assert killed.is_set() and first.returncode == -signal.SIGKILL, first.stderr.read()
         # replies that reached the job were cached before use; requests in flight were not
         paid_for = len(list(cache_dir.rglob("*.json")))
         sent_before = len(bodies(server))
@@ -119,3 +135,96 @@ def test_a_torn_last_line_is_cut_and_the_program_made_again(data_dir, tmp_path):
         assert job(server, run_dir, tmp_path / "cache", data_dir).wait(timeout=300) == 0
         assert len(bodies(server)) == requests  # everything came from the cache
     assert outcome(run_dir) == expected
+
+
+def test_a_killed_job_continues_its_git_branch_and_its_wandb_run(data_dir, tmp_path):
+    """With the archive and W&B on, the rerun builds on the killed job's branch (every program in
+    it once, as recorded) and logs to the same W&B run, and the archive stays a sound repository."""
+    run_dir, cache_dir, archive = tmp_path / "run", tmp_path / "cache", tmp_path / "archive"
+    tracking = (f"tracking.git.path={archive}", "tracking.git.commit_every=2", "tracking.wandb.mode=offline")
+    with OpenAIServer(deep_reply, model="m") as server:
+        answered = server.route
+        first = job(server, run_dir, cache_dir, data_dir, *tracking)
+        killed = kill_at(server, first, 10)
+        first.wait(timeout=300)
+        assert killed.is_set() and first.returncode == -signal.SIGKILL, first.stderr.read()
+        repo = git.Repo(archive)
+        [branch] = [ref.path for ref in repo.refs if ref.path.startswith("refs/heads/seidr/")]
+        killed_tip = repo.git.rev_parse(branch)
+        wandb_ids = {folder.name.rsplit("-", 1)[1] for folder in (run_dir / "wandb").glob("offline-run-*")}
+        assert len(wandb_ids) == 1  # the killed job had started its W&B run
+        server.route = answered
+        second = job(server, run_dir, cache_dir, data_dir, *tracking)
+        stdout, stderr = second.communicate(timeout=300)
+        assert second.returncode == 0, stderr
+    assert "is off for this run" not in stdout + stderr  # neither tracker gave up
+    programs = [json.loads(line) for line in (run_dir / "programs.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in programs] == list(range(len(programs)))
+    # the same branch, continued from where the killed job left it
+    assert [ref.path for ref in repo.refs if ref.path.startswith("refs/heads/seidr/")] == [branch]
+    repo.git.merge_base("--is-ancestor", killed_tip, branch)  # raises if the branch was restarted
+    assert repo.git.rev_parse(branch) != killed_tip
+    files = repo.git.ls_tree("-r", "--name-only", branch, "programs/").splitlines()
+    assert files == [f"programs/{p['id']:04d}.py" for p in programs]
+    for program in programs:
+        assert repo.git.show(f"{branch}:programs/{program['id']:04d}.py") == program["code"].rstrip("\n")
+    # across the branch's history each program file was written once: the replay changed none
+    touched = repo.git.log("--format=", "--name-only", branch, "--", "programs/").split()
+    assert sorted(touched) == files
+    assert repo.git.show(f"{branch}:programs.jsonl") == (run_dir / "programs.jsonl").read_text().rstrip("\n")
+    assert json.loads(repo.git.show(f"{branch}:result.json"))["solved"]
+    fsck = subprocess.run(["git", "fsck", "--strict"], cwd=archive, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    # one W&B run id, the killed job's, and the resumed job finished that run
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert {folder.name.rsplit("-", 1)[1] for folder in runs} == wandb_ids
+    assert any(b"test_pass_rate" in log.read_bytes() for folder in runs for log in folder.glob("run-*.wandb"))
+
+
+def stopping_server(reply):
+    """A server that answers drafts and fails every explanation: the job stops on an error after
+    its drafts, and a rerun in its folder would resume it."""
+    server = OpenAIServer(reply, model="m")
+    answered = server.route
+
+    def route(method, path, body):
+        if method == "POST" and "Do not write code" in body["messages"][-1]["content"]:
+            return 500, {"error": {"message": "server on fire"}}, {}
+        return answered(method, path, body)
+
+    server.route = route
+    return server
+
+
+def test_a_folder_holding_a_different_run_is_refused(data_dir, tmp_path):
+    """A rerun whose programs differ from those the folder recorded is not mixed into them."""
+    run_dir = tmp_path / "run"
+    with stopping_server(lambda messages, body, index: f"```python\nprint({index})\n```") as server:
+        stopped = job(server, run_dir, tmp_path / "cache", data_dir)
+        assert stopped.wait(timeout=300) != 0
+    recorded = (run_dir / "programs.jsonl").read_text()
+    assert json.loads((run_dir / "result.json").read_text())["stopped"] == "error" and recorded
+    with OpenAIServer(deep_reply, model="m") as server:  # another model's programs
+        proc = job(server, run_dir, tmp_path / "cache", data_dir)
+        _, stderr = proc.communicate(timeout=300)
+    line = assert_one_clear_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr),
+                                  "holds a different run", "program 0 differs")
+    assert str(run_dir / "programs.jsonl") in line
+    assert (run_dir / "programs.jsonl").read_text() == recorded
+
+
+def test_a_folder_is_refused_to_another_problem(data_dir, tmp_path):
+    """The same code for another problem is still another run: its verdicts were on other tests."""
+    run_dir = tmp_path / "run"
+
+    def stopped_job(problem: str) -> subprocess.CompletedProcess:
+        with stopping_server(lambda messages, body, index: f"```python\nprint({index})\n```") as server:
+            proc = job(server, run_dir, tmp_path / "cache", data_dir, f"problem={problem}")
+            _, stderr = proc.communicate(timeout=300)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
+
+    assert stopped_job("fizz-buzz").returncode != 0
+    recorded = (run_dir / "programs.jsonl").read_text()
+    assert recorded
+    assert_one_clear_error(stopped_job("gcd"), "holds a different job", "problem: 'fizz-buzz' there, 'gcd' now")
+    assert (run_dir / "programs.jsonl").read_text() == recorded

@@ -15,17 +15,6 @@ def test_beam_keeps_the_top_k_by_mean_score_earlier_first_on_ties():
     assert [p.id for p in BeamSelection().select(population, 2, random.Random(0))] == [2, 1]
 
 
-def test_lexicase_picks_specialists_that_beam_never_would():
-    # two specialists each solve one test the generalist fails; the generalist has the best mean
-    generalist = program(0, [0.9, 0.9, 0.9, 0.0])
-    specialist_a = program(1, [1.0, 0.0, 0.0, 0.0])
-    specialist_b = program(2, [0.0, 0.0, 0.0, 1.0])
-    population = [generalist, specialist_a, specialist_b]
-    assert [p.id for p in BeamSelection().select(population, 1, random.Random(0))] == [0]
-    picked = {p.id for p in LexicaseSelection().select(population, 60, random.Random(0))}
-    assert picked == {0, 1, 2}
-
-
 def test_lexicase_never_picks_a_dominated_program():
     dominated = program(0, [0.5, 0.5, 0.5])
     better = program(1, [1.0, 0.5, 1.0])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seidr.view import code_diff, load_run, main, solution_path, write_run_view
+from seidr.view import ASSETS, code_diff, load_run, main, solution_path, write_run_view
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main
 from tests.test_resume import deep_reply
@@ -56,7 +56,11 @@ def test_diff_marks_added_and_removed_lines():
 def test_page_is_self_contained(scripted_run):
     page = write_run_view(scripted_run).read_text()
     assert "<script src" not in page and "<link" not in page and "http://" not in page and "https://" not in page
-    assert json.dumps("seidr") and "const SEIDR = {" in page
+    # the style, the script and the run's data are all inside the page
+    assert "/*STYLE*/" not in page and "/*SCRIPT*/" not in page and "/*DATA*/" not in page
+    assert (ASSETS / "view.js").read_text(encoding="utf-8") in page
+    embedded = page.split("const SEIDR = ", 1)[1].split(";</script>", 1)[0]
+    assert json.loads(embedded) == json.loads(json.dumps(load_run(scripted_run)))
 
 
 def test_cli_writes_the_page_and_a_sweep_index(scripted_run, capsys):

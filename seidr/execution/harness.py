@@ -21,6 +21,7 @@ returns: the assert that says "pass" is seidr's."""
 
 import builtins
 import ctypes
+import errno
 import io
 import json
 import linecache
@@ -122,6 +123,11 @@ def run_one(code, mode, test, limits):
         result = {"status": "output_limit", "error": "printed more than the output limit"}
     except MemoryError:
         result = {"status": "memory", "error": "MemoryError: ran out of memory"}
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:  # CPython ignores SIGXFSZ: the file limit arrives as this error
+            result = {"status": "output_limit", "error": "wrote a file larger than allowed"}
+        else:
+            result = {"status": "exception", "exc_type": type(exc).__name__, "error": program_traceback(exc)}
     except BaseException as exc:  # the program's own errors, whatever they are
         result = {"status": "exception", "exc_type": type(exc).__name__, "error": program_traceback(exc)}
     finally:
@@ -315,7 +321,8 @@ def run_binary_tests(job, limits, emit):
         elif status == "exit":
             result.update(status="exception", error=tail(stderr) or f"exited with status {code}")
         elif status == "timeout":
-            result.update(status="timeout", error=f"took longer than {limits['test_timeout_s']} s")
+            result.update(status="timeout", error="used up its CPU time" if code == signal.SIGXCPU
+                          else f"took longer than {limits['test_timeout_s']} s")
         elif status == "output_limit":
             result.update(status="output_limit", error="printed more than the output limit")
         else:

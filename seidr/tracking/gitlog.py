@@ -14,6 +14,7 @@ next one."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import re
@@ -73,7 +74,14 @@ class GitArchive:
             return git.Repo(self.path)
         except (git.NoSuchPathError, git.InvalidGitRepositoryError):
             self.path.mkdir(parents=True, exist_ok=True)
-            return git.Repo.init(self.path, bare=True)
+        # jobs starting together would each `git init` the same folder, and all but one fail:
+        # one creates it while the others wait, then find it made
+        with open(self.path / ".seidr-init.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return git.Repo(self.path)
+            except git.InvalidGitRepositoryError:
+                return git.Repo.init(self.path, bare=True)
 
     def _head(self) -> str | None:
         try:

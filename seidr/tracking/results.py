@@ -40,6 +40,32 @@ class RunRecorder:
         self.earlier_usage: dict[str, Any] = self._load_usage()
         self._refused: SeidrError | None = None  # a write that failed: nothing may follow it
 
+    def claim(self, identity: dict[str, Any]) -> None:
+        """Mark the folder as this job's (job.json), or refuse when it holds another job: a rerun
+        with another problem, model, seed or search would otherwise adopt the earlier job's
+        programs and verdicts as its own."""
+        path = self.output_dir / "job.json"
+        mine = json.loads(json.dumps(identity, sort_keys=True, default=str))
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            earlier = None
+        except (OSError, ValueError):
+            earlier = {}
+        if earlier is None:
+            if self.earlier or self.result_path.exists():
+                return  # a folder from before job.json existed: its programs are still checked one by one
+            try:
+                write_text_atomic(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
+            except OSError as error:
+                raise cannot_write(path, error, self.output_dir) from None
+            return
+        differs = sorted(key for key in set(mine) | set(earlier) if mine.get(key) != earlier.get(key))
+        if differs:
+            shown = ", ".join(f"{key}: {earlier.get(key)!r} there, {mine.get(key)!r} now" for key in differs[:3])
+            raise SeidrError(f"{self.output_dir} holds a different job ({shown}); rerun in a new output folder, "
+                             "or with the config that made it to resume")
+
     def finished_result(self) -> dict[str, Any] | None:
         """The result of a job that already finished here, if it did. A job that stopped on an
         error (a broken sandbox, a dead server) did not finish: its rerun resumes it."""
