@@ -132,18 +132,22 @@ def test_budget_spent_without_a_solution(data_dir, tmp_path):
     assert not result["solved"] and result["programs"] == len(programs) == 7 and result["selection"] == "lexicase"
 
 
-def test_humaneval_problem_end_to_end(data_dir, tmp_path):
+# the original SEIDR's spellings (HumanEval-X ids, language=Python) name the same problem
+@pytest.mark.parametrize("names", [("problem=HumanEval/0",), ("problem=Python/0", "language=Python")],
+                         ids=["ours", "original-seidr"])
+def test_humaneval_problem_end_to_end(data_dir, tmp_path, names):
     from tests.servers.openai_server import OpenAIServer
 
     solution = ("```python\nfrom typing import List\n\ndef has_close_elements(numbers: List[float], threshold: float)"
                 " -> bool:\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers)"
                 " for b in numbers[i + 1:])\n```")
     with OpenAIServer(lambda messages, body, index: solution) as server:
-        proc = run_main("dataset=humaneval", "problem=HumanEval/0", "model=openai", "model.name=test-model",
+        proc = run_main("dataset=humaneval", *names, "model=openai", "model.name=test-model",
                         "model.api_key=k", f"model.base_url={server.base_url}", data_dir=data_dir,
                         output_root=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result, _ = read_run(tmp_path)
+    assert result["problem"] == "HumanEval/0" and result["language"] == "python"
     assert result["solved"] and result["test_pass_rate"] == 1.0 and result["split"] == "heldout"
     assert result["valid_examples"] + result["test_examples"] == 7
 

@@ -111,21 +111,6 @@ def test_humaneval_x_python_ids_and_cpp_ids_load(compose_cfg):
         load_problem(compose_cfg("dataset=humaneval", "problem=CPP/3"))
 
 
-def test_original_seidr_names_run_end_to_end(data_dir, tmp_path):
-    from tests.servers.openai_server import OpenAIServer
-
-    solution = ("```python\nfrom typing import List\n\ndef has_close_elements(numbers: List[float], threshold: float)"
-                " -> bool:\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers)"
-                " for b in numbers[i + 1:])\n```")
-    with OpenAIServer(lambda messages, body, index: solution) as server:
-        proc = run_main("dataset=humaneval", "problem=Python/0", "language=Python", "model=openai",
-                        "model.name=test-model", "model.api_key=k", f"model.base_url={server.base_url}",
-                        data_dir=data_dir, output_root=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    result, _ = read_run(tmp_path)
-    assert result["problem"] == "HumanEval/0" and result["language"] == "python" and result["solved"]
-
-
 def test_folder_name_keeps_nested_ids_and_drops_climbing_parts():
     assert folder_name("HumanEval/0") == "HumanEval/0"
     assert folder_name("a/../../b") == "a/b"

@@ -24,9 +24,8 @@ from seidr.execution.preflight import preflight
 from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox, bwrap_works
 from tests.servers.openai_server import OpenAIServer
-from tests.test_install_layouts import standalone_python
+from tests.test_install_layouts import SYSTEM_PYTHON, standalone_python
 
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 RIGHT = ("x = int(input())\n"
          "print('FizzBuzz' if x % 15 == 0 else 'Fizz' if x % 3 == 0 else 'Buzz' if x % 5 == 0 else x)\n")
 

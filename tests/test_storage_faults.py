@@ -185,20 +185,27 @@ def test_result_json_is_made_like_any_other_file(tmp_path):
     assert (tmp_path / "run" / "result.json").stat().st_mode & 0o777 == 0o644
 
 
+def hold_request(server: OpenAIServer, number: int) -> tuple[threading.Event, threading.Event]:
+    """Make the server hold its `number`th chat request (and any after it) until `release` is
+    set; `reached` is set when it arrives. Ordering by events, not by sleeping."""
+    reached, release = threading.Event(), threading.Event()
+    answered = server.route
+
+    def route(method, path, body):
+        if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) >= number:
+            reached.set()
+            release.wait(timeout=120)
+        return answered(method, path, body)
+
+    server.route = route
+    return reached, release
+
+
 def test_a_second_job_on_the_same_folder_is_refused(reference, data_dir, tmp_path):
     expected, _, _ = reference
     run_dir = tmp_path / "run"
-    reached, release = threading.Event(), threading.Event()
     with OpenAIServer(deep_reply, model="m") as server:
-        answered = server.route
-
-        def route(method, path, body):
-            if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) == 5:
-                reached.set()
-                release.wait(timeout=120)  # the first job holds its folder, mid-run, until released
-            return answered(method, path, body)
-
-        server.route = route
+        reached, release = hold_request(server, 5)  # the first job holds its folder, mid-run
         first = start(server, run_dir, tmp_path / "cache", data_dir)
         try:
             assert reached.wait(timeout=120)
@@ -247,17 +254,8 @@ def test_a_repeated_line_is_damage_not_a_program(tmp_path):
 
 
 def test_an_interrupt_says_what_was_kept(data_dir, tmp_path):
-    reached, release = threading.Event(), threading.Event()
     with OpenAIServer(deep_reply, model="m") as server:
-        answered = server.route
-
-        def route(method, path, body):
-            if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) == 1:
-                reached.set()
-                release.wait(timeout=120)  # no reply reaches the job before it is interrupted
-            return answered(method, path, body)
-
-        server.route = route
+        reached, release = hold_request(server, 1)  # no reply reaches the job before it is interrupted
         job = start(server, tmp_path / "run", tmp_path / "cache", data_dir)
         try:
             assert reached.wait(timeout=120)

@@ -98,7 +98,7 @@ def program_traceback(exc):
     return "\n".join(text.rstrip("\n").split("\n")[-12:])
 
 
-def run_one(code, mode, test, limits):
+def run_one(code, test, limits):
     """Run the compiled program on one test, in this (worker) process."""
     out = LimitedBytes(limits["max_output_bytes"])
     err = LimitedBytes(8192)
@@ -142,7 +142,7 @@ def run_one(code, mode, test, limits):
     return result
 
 
-def worker(code, mode, tests, start, limits, report_fd):
+def worker(code, tests, start, limits, report_fd):
     """Run tests[start:] in order, reporting each result on report_fd. Never returns."""
     try:
         os.setpgid(0, 0)  # its own group: on timeout the supervisor kills it with its children
@@ -151,7 +151,7 @@ def worker(code, mode, tests, start, limits, report_fd):
             os.dup2(devnull, fd)
         report = os.fdopen(report_fd, "w", encoding="utf-8")
         for index in range(start, len(tests)):
-            result = run_one(code, mode, tests[index], limits)
+            result = run_one(code, tests[index], limits)
             result["i"] = index
             report.write(json.dumps(result) + "\n")
             report.flush()
@@ -159,7 +159,7 @@ def worker(code, mode, tests, start, limits, report_fd):
         os._exit(0)
 
 
-def supervise(code, mode, tests, limits, emit):
+def supervise(code, tests, limits, emit):
     """Fork workers and enforce the per-test wall clock until every test has a result."""
     index = 0
     while index < len(tests):
@@ -167,7 +167,7 @@ def supervise(code, mode, tests, limits, emit):
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            worker(code, mode, tests, index, limits, write_end)
+            worker(code, tests, index, limits, write_end)
         os.close(write_end)
         index = watch_worker(pid, read_end, index, len(tests), limits, emit)
         os.close(read_end)
@@ -672,7 +672,7 @@ def main():
         return
     # so tracebacks of the program show its source lines
     linecache.cache[PROGRAM] = (len(source), None, source.splitlines(True), PROGRAM)
-    supervise(code, job["mode"], tests, limits, emit)
+    supervise(code, tests, limits, emit)  # stdin/stdout tasks
 
 
 if __name__ == "__main__":

@@ -150,13 +150,14 @@ class Sandbox:
         info = probe_interpreter(python)
         if self.drop_privileges and self.isolation == "process" and not self._run_user_can_use(python, info):
             system = shutil.which("python3", path=CLEAN_PATH)
-            if configured or not system or not self._run_user_can_use(system, probe_interpreter(system)):
+            system_info = probe_interpreter(system) if system and not configured else None
+            if system_info is None or not self._run_user_can_use(system, system_info):
                 raise SandboxBroken(
                     f"{python} or its standard library ({info['stdlib']}) is not readable by the unprivileged "
                     "run user at execution.isolation=process; set execution.python to an interpreter outside "
                     "closed home folders (e.g. /usr/bin/python3) or use execution.isolation=namespace")
             log.warning("the run user cannot read %s; programs run with the system's %s instead", python, system)
-            python, info = system, probe_interpreter(system)
+            python, info = system, system_info
         folders = [Path(python).parent, *map(Path, info["prefixes"]), Path(info["stdlib"]).parent]
         reveal = {folder.resolve() for folder in folders} | {folder for folder in folders if folder.is_absolute()}
         hidden = [path for path in reveal if any(path.is_relative_to(root) for root in self.hidden)]
