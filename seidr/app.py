@@ -209,8 +209,8 @@ async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None =
 async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None = None,
                       critic: Critic | None = None, redactor: Redactor | None = None) -> JobOutcome:
     """Search one problem with the parts `cfg` names (or the given backend), saving as it goes.
-    `redactor` masks secrets in all it writes; entry points build it with the environment's."""
-    validate_config(cfg)  # the Python API enters here, with a config main.py never saw
+    `redactor` masks secrets in all it writes; entry points build it with the environment's.
+    The config is validated by the entry points (run_job, seidr.dev), before they read it."""
     problem = replace(problem, warnings=tuple(problem_warnings(problem, int(cfg.search.test_examples))))
     with RunLock(output_dir):  # a second job in the folder would append every program again
         return await _run_problem(cfg, problem, output_dir, backend, critic, redactor)
