@@ -50,7 +50,7 @@ def test_compile_error_is_a_verdict_with_the_compilers_first_lines(cpp):
 
 def test_one_compile_per_source_with_all_its_tests(cpp):
     """A source is compiled once and its binary reused by later runs; a function-mode program
-    is compiled once together with all of its tests."""
+    is compiled once, and all of its tests run in one sandbox run."""
     jobs = []
     sandbox_run = cpp.sandbox.run
 
@@ -65,7 +65,14 @@ def test_one_compile_per_source_with_all_its_tests(cpp):
              for n in range(4)]
     outcomes = asyncio.run(cpp.run("int twice(int n) { return n == 3 ? 0 : 2 * n; }\n", tests, "function"))
     assert [o.status for o in outcomes] == ["pass", "pass", "pass", "wrong"]
-    assert [len(job["tests"]) for job in jobs if "compile" in job] == [3, 4] and len(jobs) == 3
+    compiles = [job for job in jobs if "compile" in job]
+    runs = [job for job in jobs if "compile" not in job]
+    # compiling is a sandbox run of its own, in which no program code runs (run: False)
+    assert all(job["run"] is False for job in compiles)
+    # GOOD compiled once for both calls; the function task compiled as two units: program and test driver
+    assert len(compiles) == 3
+    assert [len(job["tests"]) for job in runs] == [3, 1, 4]
+    assert [bool(job.get("report")) for job in runs] == [False, False, True]  # function tests report to seidr
 
 
 def test_crashes_timeouts_and_floods_are_verdicts(cpp):

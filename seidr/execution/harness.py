@@ -22,6 +22,7 @@ returns: the assert that says "pass" is seidr's."""
 import builtins
 import ctypes
 import errno
+import fcntl
 import io
 import json
 import linecache
@@ -30,6 +31,7 @@ import os
 import resource
 import select
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -226,9 +228,10 @@ def death_result(index, status):
     return {"i": index, "status": "crash", "error": "the program ended the test process"}
 
 
-def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap):
+def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, extra_actions=(), spawned=None):
     """Run an executable once (a compiler, or a compiled program on one test) in its own process
     group with its own limits. Returns (status, exit code or signal, stdout, stderr).
+    `extra_actions`: more posix_spawn file actions; `spawned`: a list the child's pid is added to.
 
     posix_spawn (a vfork, no copy of this interpreter's page tables) is twice as fast as
     fork + exec here. It cannot set limits in the child, so this process lowers its own soft
@@ -241,18 +244,22 @@ def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap):
                                                             resource.RLIMIT_AS)}
     wanted = {resource.RLIMIT_CPU: spent + cpu_s, resource.RLIMIT_FSIZE: output_cap,
               resource.RLIMIT_AS: memory_mb * 1024 * 1024}
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    for path in (out_path, err_path):  # whatever an earlier test left under these names
+        remove(path)
     try:
         for which, value in wanted.items():
             resource.setrlimit(which, (min(value, saved[which][1]), saved[which][1]))
         pid = os.posix_spawn(argv[0], argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
                              file_actions=[(os.POSIX_SPAWN_OPEN, 0, stdin_path, os.O_RDONLY, 0),
                                            (os.POSIX_SPAWN_OPEN, 1, out_path, flags, 0o600),
-                                           (os.POSIX_SPAWN_OPEN, 2, err_path, flags, 0o600)],
+                                           (os.POSIX_SPAWN_OPEN, 2, err_path, flags, 0o600), *extra_actions],
                              setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE))
     finally:
         for which, (soft, hard) in saved.items():
             resource.setrlimit(which, (soft, hard))
+    if spawned is not None:
+        spawned.append(pid)
     status = wait_with_timeout(pid, wall_s)
     stdout = read_text(out_path, output_cap)
     stderr = read_text(err_path, 16384)
@@ -286,11 +293,63 @@ def wait_with_timeout(pid, wall_s):
 
 
 def read_text(path, cap):
+    """At most `cap` bytes of a file a program may have replaced: never through a link, never
+    from a FIFO or device (which could block this process forever)."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(cap).decode("utf-8", errors="replace")
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return ""
+        data = b""
+        while len(data) < cap and (chunk := os.read(handle, cap - len(data))):
+            data += chunk
+        return data.decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(handle)
+
+
+def remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+REPORT_PATH = "report.txt"
+
+
+def run_reported(binary, test, limits):
+    """Run a function-mode binary on one test (see cpp.py): a fresh secret on a pipe at fd 3,
+    a report file at fd 4, and "ok" only when the process this spawned wrote the one line the
+    test driver writes once the test's code has returned. Returns run_process's answer."""
+    secret = os.urandom(16).hex()
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, (secret + "\n").encode())
+        os.close(write_end)
+        high = fcntl.fcntl(read_end, fcntl.F_DUPFD_CLOEXEC, 10)  # never already at fd 3 (dup2 onto itself)
+        os.close(read_end)
+        read_end = high
+        remove(REPORT_PATH)
+        actions = [(os.POSIX_SPAWN_DUP2, read_end, 3),
+                   (os.POSIX_SPAWN_OPEN, 4, REPORT_PATH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)]
+        spawned = []
+        answer = run_process([binary], "input.txt", limits, cpu_s=limits["test_cpu_s"],
+                             wall_s=limits["test_timeout_s"], memory_mb=limits["memory_mb"],
+                             output_cap=limits["max_output_bytes"], extra_actions=actions, spawned=spawned)
+    finally:
+        os.close(read_end)
+    status, code, stdout, stderr = answer
+    if status == "ok":
+        expected = f"seidr-pass {int(test)} {spawned[0]} {secret}\n"
+        if read_text(REPORT_PATH, 4096) != expected:
+            return ("exit", 0, stdout, stderr + "\nthe test process ended with status 0 before the test finished "
+                                                "(it never reached the end of the test's code)")
+    return answer
 
 
 def run_binary_tests(job, limits, emit):
@@ -307,14 +366,20 @@ def run_binary_tests(job, limits, emit):
             for index in range(len(job["tests"])):
                 emit({"i": index, "status": "compile", "error": message})
             return
+    if job.get("run") is False:  # compile only: the binary leaves the sandbox before any of it runs
+        return
     set_memory(limits["memory_mb"])
     binary = os.path.abspath(job["binary"])
     for index, test in enumerate(job["tests"]):
-        with open("input.txt", "w", encoding="utf-8") as handle:
+        remove("input.txt")
+        with open("input.txt", "x", encoding="utf-8") as handle:
             handle.write(test)
-        status, code, stdout, stderr = run_process(
-            [binary], "input.txt", limits, cpu_s=limits["test_cpu_s"], wall_s=limits["test_timeout_s"],
-            memory_mb=limits["memory_mb"], output_cap=limits["max_output_bytes"])
+        if job.get("report"):
+            status, code, stdout, stderr = run_reported(binary, test, limits)
+        else:
+            status, code, stdout, stderr = run_process(
+                [binary], "input.txt", limits, cpu_s=limits["test_cpu_s"], wall_s=limits["test_timeout_s"],
+                memory_mb=limits["memory_mb"], output_cap=limits["max_output_bytes"])
         result = {"i": index, "stdout": stdout}
         if status == "ok":
             result["status"] = "ok"
