@@ -2,9 +2,12 @@
 
     python -m benchmarks.quality                       # HumanEval 0-39 + all 25 PSB2 (Python), budget 10
     python -m benchmarks.quality --problems humaneval:0-19 psb2:fizz-buzz --budget 5
+    python -m benchmarks.quality --jobs 4 --parallel 16   # four jobs at once sharing the model's batches
 
-Jobs land in fixed folders under --output (default outputs/quality) and share one response
-cache, so a rerun skips finished jobs and replays the rest from the cache: a second run prints
+All jobs use one embedded model, loaded once; --jobs N runs N at once, so their requests share
+its batches (not measured to be faster on 2 cores: see the README's "The embedded model's
+speed"). Jobs land in fixed folders under --output (default outputs/quality) and share one
+response cache, so a rerun skips finished jobs and replays the rest from the cache: a second run prints
 the table at once. greedy and resample draw no parents, so they run once (their selection
 column reads "-"); seidr runs with beam and with lexicase selection. The table, and the anytime
 plots of `python -m seidr.report <output>`, compare them."""
@@ -20,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seidr.app import run_job  # noqa: E402
+from seidr.app import build, run_job  # noqa: E402
 from seidr.config import REPO_ROOT  # noqa: E402
 from seidr.data.psb2 import PSB2Dataset  # noqa: E402
 from seidr.dev import compose_config  # noqa: E402
@@ -60,6 +63,39 @@ def expand(specs: list[str], data_dir: Path) -> list[str]:
     return problems
 
 
+def job_config(label: str, problem: str, args: argparse.Namespace, data_dir: Path):
+    dataset, _, name = problem.partition(":")
+    return compose_config([f"dataset={dataset}", f"problem={name}", f"search.max_programs={args.budget}",
+                           f"seed={args.seed}", "tracking=none", f"paths.data_dir={data_dir}",
+                           f"model.cache_dir={args.output / 'llm_cache'}", f"model.parallel={args.parallel}",
+                           *CONFIGS[label]])
+
+
+async def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace, data_dir: Path, started: float) -> None:
+    """`args.jobs` jobs at a time, all on one embedded model: their requests share its batches."""
+    backend = build(job_config(*jobs[0], args, data_dir).model.backend)
+    slots = asyncio.Semaphore(args.jobs)
+    done = 0
+
+    async def one(label: str, problem: str) -> None:
+        nonlocal done
+        dataset, _, name = problem.partition(":")
+        folder = args.output / label / dataset / name.replace("/", "-")
+        async with slots:
+            try:
+                result = (await run_job(job_config(label, problem, args, data_dir), folder, backend=backend)).result
+                line = f"solved={result['solved']!s:5} programs={result['programs']:3}"
+            except SeidrError as error:
+                line = f"failed: {error}"
+        done += 1
+        print(f"[{done}/{len(jobs)}] {label:15} {problem:28} {line} {time.perf_counter() - started:7.0f} s", flush=True)
+
+    try:
+        await asyncio.gather(*(one(label, problem) for label, problem in jobs))
+    finally:
+        await backend.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", nargs="*", help="dataset:problem ids (default: HumanEval 0-39 + PSB2)")
@@ -67,6 +103,8 @@ def main() -> None:
     parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "outputs" / "quality")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="jobs run at once, sharing the model's batches")
+    parser.add_argument("--parallel", type=int, default=8, help="model.parallel: sequences decoded at once")
     args = parser.parse_args()
     data_dir = find_data_dir()
     if data_dir is None:
@@ -75,18 +113,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
     jobs = [(label, problem) for label in args.configs for problem in problems]
-    for number, (label, problem) in enumerate(jobs, 1):
-        dataset, _, name = problem.partition(":")
-        folder = args.output / label / dataset / name.replace("/", "-")
-        cfg = compose_config([f"dataset={dataset}", f"problem={name}", f"search.max_programs={args.budget}",
-                              f"seed={args.seed}", "tracking=none", f"paths.data_dir={data_dir}",
-                              f"model.cache_dir={args.output / 'llm_cache'}", *CONFIGS[label]])
-        try:
-            result = asyncio.run(run_job(cfg, folder)).result
-            print(f"[{number}/{len(jobs)}] {label:15} {problem:28} solved={result['solved']!s:5} "
-                  f"programs={result['programs']:3} {time.perf_counter() - started:7.0f} s", flush=True)
-        except SeidrError as error:
-            print(f"[{number}/{len(jobs)}] {label:15} {problem:28} failed: {error}", flush=True)
+    asyncio.run(run_all(jobs, args, data_dir, started))
     print(f"\nembedded model, budget {args.budget}, {len(problems)} problems, seed {args.seed}; "
           f"{time.perf_counter() - started:.0f} s in all this time")
     print(table_markdown(summarize(args.output)))

@@ -200,15 +200,18 @@ class JobOutcome:
     output_dir: Path
 
 
-async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None = None) -> JobOutcome:
-    """Search the problem the config names."""
+async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None = None,
+                  backend: LLMBackend | None = None) -> JobOutcome:
+    """Search the problem the config names (with `backend` instead of the configured model if given:
+    jobs run side by side can share one embedded model, and so one batch)."""
     validate_config(cfg)  # before the data is read: a bad key is one line, not a traceback later
-    return await run_problem(cfg, load_problem(cfg), output_dir, redactor=redactor)
+    return await run_problem(cfg, load_problem(cfg), output_dir, backend=backend, redactor=redactor)
 
 
 async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None = None,
                       critic: Critic | None = None, redactor: Redactor | None = None) -> JobOutcome:
-    """Search one problem with the parts `cfg` names (or the given backend), saving as it goes.
+    """Search one problem with the parts `cfg` names (or the given backend, which the caller keeps
+    and closes), saving as it goes.
     `redactor` masks secrets in all it writes; entry points build it with the environment's.
     The config is validated by the entry points (run_job, seidr.dev), before they read it."""
     problem = replace(problem, warnings=tuple(problem_warnings(problem, int(cfg.search.test_examples))))
@@ -241,6 +244,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     # Before any budget is spent: a broken sandbox stops here (exit 2), not as a weak model
     preflight_s = await preflight(executor)
     # Before any work is done: a missing key or an unknown model fails here
+    owns_backend = backend is None
     backend = backend or build(cfg.model.backend)
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
     params = search_params(cfg)
@@ -282,7 +286,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
                 failure = error
                 outcome = SearchOutcome(programs=list(search.programs), best=search.best)
     finally:
-        await llm.aclose()
+        if owns_backend:
+            await llm.aclose()
 
     best = outcome.best
     test_pass_rate = None

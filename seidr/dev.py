@@ -14,7 +14,8 @@ Function tasks (HumanEval style) take a signature and assert tests instead:
                 asserts=["assert add(1, 2) == 3"])
 
 `model` is a config option ("local", the embedded default; "openai"; "ollama") or any LLM
-backend object; `overrides` are Hydra overrides as on the command line ("model.name=gpt-4o");
+backend object (yours to reuse and close: one embedded model can serve many calls);
+`overrides` are Hydra overrides as on the command line ("model.name=gpt-4o");
 other keyword arguments set `search.*` (max_programs, branching_factor, beam_width, ...).
 `critic(input, expected, actual) -> score in [0, 1]` judges outputs where several are right;
 it runs in your process on the program's captured output, never inside the sandbox.

@@ -95,6 +95,8 @@ RULES: dict[str, Rule] = {
     "model.max_retries": integer(0, required=False),
     "model.n_ctx": integer(1, required=False),
     "model.n_threads": integer(1, required=False, nullable=True),
+    "model.parallel": integer(1, required=False),
+    "model.exact_batches": Rule(BOOLEAN.allowed, BOOLEAN.accepts, required=False),
     "execution.workers": integer(1, nullable=True),
     "execution.isolation": choice(LEVELS),
     "execution.python": Rule(TEXT.allowed, TEXT.accepts, required=False, nullable=True),

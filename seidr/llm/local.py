@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -16,51 +15,60 @@ from seidr.llm.weights import default_gguf
 class LocalBackend:
     """A GGUF model run by llama.cpp. `path=None` uses the embedded Qwen2.5-Coder-0.5B-Instruct.
 
-    Generations run one at a time in worker threads (the event loop stays free for program
-    execution meanwhile); `n` samples are drawn one after another with consecutive seeds."""
+    Decoding is batched (`seidr.llm.llama_engine`): the `n` samples of a request and every other
+    request in flight share each decode step, up to `parallel` sequences; `parallel=1` decodes one
+    sequence at a time. Sample i of a request is drawn with seed `seed + i`. With `exact_batches`
+    (the default) batches stay within the size whose rounding matches a sequence decoded alone, so
+    a reply never depends on what else was in flight."""
 
     def __init__(self, name: str, path: str | None = None, cache_dir: str = "~/.cache/seidr/models",
-                 n_ctx: int = 4096, n_threads: int | None = None) -> None:
+                 n_ctx: int = 4096, n_threads: int | None = None, parallel: int = 8,
+                 exact_batches: bool = True) -> None:
         try:
-            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as error:  # a broken or missing build of the native library
             raise SeidrError(f"llama-cpp-python is not usable ({error}); run `pip install -e .`") from error
+        from seidr.llm.llama_engine import BatchedEngine
+
         model_path = Path(path).expanduser() if path else default_gguf(cache_dir)
         if not model_path.is_file():
             raise SeidrError(f"model.path {model_path} does not exist; point it at a GGUF file")
+        if parallel < 1:
+            raise SeidrError(f"model.parallel must be at least 1, not {parallel}")
         self.model_name = name
         self.path = model_path
-        self._llama = llama_cpp.Llama(
-            model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1, verbose=False
-        )
-        # llama.cpp contexts are not thread-safe; a thread lock (not an asyncio one) keeps a
-        # cancelled request's still-running thread from overlapping the next request
-        self._lock = threading.Lock()
+        self._engine = BatchedEngine(str(model_path), n_ctx=n_ctx, parallel=parallel,
+                                     n_threads=n_threads or os.cpu_count() or 1, exact=exact_batches)
+        template = self._engine.metadata("tokenizer.chat_template")
+        if template is None:
+            self._engine.close()
+            raise SeidrError(f"{model_path} has no chat template (tokenizer.chat_template); seidr needs a chat model")
+        eos = self._engine.token_text(self._engine_token("eos"))
+        bos = self._engine.token_text(self._engine_token("bos"))
+        self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    @property
+    def parallel(self) -> int:
+        """Sequences decoded at once (model.parallel, capped by exact_batches)."""
+        return self._engine.parallel
+
+    def _engine_token(self, which: str) -> int:
+        import llama_cpp
+
+        return getattr(llama_cpp, f"llama_vocab_{which}")(self._engine.vocab)
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The conversation rendered by the model's own chat template, as tokens."""
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        return self._engine.tokenize(self._format(messages=chat).prompt)
 
     async def generate(self, messages: Sequence[Message], *, n: int, temperature: float, max_tokens: int,
                        seed: int | None) -> list[Completion]:
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        completions = []
-        for index in range(n):
-            sample_seed = None if seed is None else seed + index
-            completions.append(await asyncio.to_thread(self._complete, chat, temperature, max_tokens, sample_seed))
-        return completions
-
-    def _complete(self, chat: list[dict], temperature: float, max_tokens: int, seed: int | None) -> Completion:
-        with self._lock:
-            response = self._llama.create_chat_completion(
-                messages=chat, temperature=temperature, max_tokens=max_tokens,
-                seed=seed if seed is not None else -1,
-            )
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
-        return Completion(
-            text=choice["message"].get("content") or "",
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-        )
+        prompt = self.prompt_tokens(messages)
+        seeds = [None if seed is None else seed + index for index in range(n)]
+        future = self._engine.submit(prompt, seeds=seeds, temperature=temperature, max_tokens=max_tokens)
+        # cancelling the awaiting task cancels the future: the engine frees its sequences at its next step
+        return await asyncio.wrap_future(future)
 
     async def aclose(self) -> None:
-        with self._lock:
-            self._llama.close()
+        await asyncio.to_thread(self._engine.close)
