@@ -132,7 +132,15 @@ def test_slurm_sweep(slurm_output: Path, data_dir: Path, cache_dir: Path) -> Non
     # one Slurm array for the sweep, one task per job: <array job id>_<task id>
     assert all(re.fullmatch(r"\d+_\d+", job_id) for job_id in job_ids.values()), job_ids
     [array_id] = {job_id.split("_")[0] for job_id in job_ids.values()}
-    tasks = {job["ArrayTaskId"]: job for job in slurm_jobs(array_id)}
+    # submitit returns once a job has written its result; the job's process may still be exiting,
+    # and Slurm says RUNNING (or COMPLETING) until it has: wait for the final state, bounded
+    deadline = time.monotonic() + 120
+    while True:
+        tasks = {job["ArrayTaskId"]: job for job in slurm_jobs(array_id)}
+        if all(job["JobState"] not in ("PENDING", "RUNNING", "COMPLETING") for job in tasks.values()) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     for num, problem in enumerate(PROBLEMS):
         task = tasks[str(num)]
         assert task["JobState"] == "COMPLETED" and task["ExitCode"] == "0:0", task
