@@ -20,18 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.llm_throughput import prompts  # noqa: E402
+from benchmarks.llm_throughput import previous_llama, prompts  # noqa: E402
 from seidr.llm.local import LocalBackend  # noqa: E402
-from seidr.llm.weights import default_gguf  # noqa: E402
 
 
 def before(conversations, max_tokens: int, threads: int, *, reset: bool) -> list[str]:
     """llama-cpp-python reuses the cache of the previous call for a prompt that starts the same way
     (so a reply depended on the prompt before it); `reset` starts every prompt from an empty cache."""
-    import llama_cpp
-
-    llama = llama_cpp.Llama(model_path=str(default_gguf(Path("~/.cache/seidr/models").expanduser())),
-                            n_ctx=4096, n_threads=threads, verbose=False)
+    llama = previous_llama(threads)
     replies = []
     try:
         for messages in conversations:

@@ -46,12 +46,17 @@ def prompts(count: int) -> list[list[Message]]:
     return [python_prompts.draft(dataset.load(f"HumanEval/{i}", seed=0)) for i in range(count)]
 
 
-def old_way(n_ctx: int, threads: int) -> tuple[Generate, Callable[[], None]]:
-    """seidr's LocalBackend before batching: create_chat_completion per sample, seeds seed+i."""
+def previous_llama(threads: int, n_ctx: int = 4096):
+    """The embedded model as seidr's LocalBackend loaded it before batching."""
     import llama_cpp
 
-    llama = llama_cpp.Llama(model_path=str(default_gguf(Path("~/.cache/seidr/models").expanduser())),
-                            n_ctx=n_ctx, n_threads=threads, verbose=False)
+    return llama_cpp.Llama(model_path=str(default_gguf(Path("~/.cache/seidr/models").expanduser())),
+                           n_ctx=n_ctx, n_threads=threads, verbose=False)
+
+
+def old_way(n_ctx: int, threads: int) -> tuple[Generate, Callable[[], None]]:
+    """seidr's LocalBackend before batching: create_chat_completion per sample, seeds seed+i."""
+    llama = previous_llama(threads, n_ctx)
 
     lock = threading.Lock()  # one llama.cpp context: one generation at a time, as before
 

@@ -124,6 +124,19 @@ def slurm_jobs(job_id: str) -> list[dict[str, str]]:
     return [dict(re.findall(r"(\w+)=(\S*)", line)) for line in out.splitlines()]
 
 
+def settled_slurm_jobs(job_id: str, timeout: float = 120) -> list[dict[str, str]]:
+    """`slurm_jobs` once none is pending or running any more (or after `timeout` s). submitit reads
+    a job's result as soon as it is written, while the job's process may still be exiting and
+    Slurm still lists it as RUNNING or COMPLETING."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = slurm_jobs(job_id)
+        if all(job["JobState"] not in ("PENDING", "RUNNING", "COMPLETING") for job in jobs) \
+                or time.monotonic() > deadline:
+            return jobs
+        time.sleep(0.5)
+
+
 @pytest.mark.timeout(2400)  # slurm-up.sh may install packages first
 def test_slurm_sweep(slurm_output: Path, data_dir: Path, cache_dir: Path) -> None:
     proc = sweep("slurm", slurm_output, data_dir, cache_dir, 1200, f"problem={','.join(PROBLEMS)}",
@@ -132,15 +145,7 @@ def test_slurm_sweep(slurm_output: Path, data_dir: Path, cache_dir: Path) -> Non
     # one Slurm array for the sweep, one task per job: <array job id>_<task id>
     assert all(re.fullmatch(r"\d+_\d+", job_id) for job_id in job_ids.values()), job_ids
     [array_id] = {job_id.split("_")[0] for job_id in job_ids.values()}
-    # submitit returns once a job has written its result; the job's process may still be exiting,
-    # and Slurm says RUNNING (or COMPLETING) until it has: wait for the final state, bounded
-    deadline = time.monotonic() + 120
-    while True:
-        tasks = {job["ArrayTaskId"]: job for job in slurm_jobs(array_id)}
-        if all(job["JobState"] not in ("PENDING", "RUNNING", "COMPLETING") for job in tasks.values()) \
-                or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    tasks = {job["ArrayTaskId"]: job for job in settled_slurm_jobs(array_id)}
     for num, problem in enumerate(PROBLEMS):
         task = tasks[str(num)]
         assert task["JobState"] == "COMPLETED" and task["ExitCode"] == "0:0", task
@@ -204,13 +209,7 @@ def test_slurm_preempted_job_is_requeued_and_resumes_in_its_folder(
     log = submitit_log(root, job_id)
     assert "Caught signal SIGUSR2" in log and "this job is preempted" in log, log
     assert log.count("Starting with JobEnvironment") == 2, log
-    # submitit reads the job's result as soon as it is written, while Slurm may still list the
-    # batch step as RUNNING for a moment: give the state up to a minute to settle
-    for _ in range(60):
-        [job] = slurm_jobs(job_id)
-        if job["JobState"] != "RUNNING":
-            break
-        time.sleep(1)
+    [job] = settled_slurm_jobs(job_id)
     assert job["Restarts"] == "1" and job["JobState"] == "COMPLETED", job
     # one run folder, resumed: every program once, in order, and the budget spent exactly
     assert [d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")] == ["0_psb2_bowling"]

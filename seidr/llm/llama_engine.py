@@ -154,9 +154,7 @@ class BatchedEngine:
 
         def next_logits(rows: int) -> np.ndarray:
             self._ll.llama_memory_clear(self._memory, True)
-            for seq in range(rows):
-                prompt = prompts[seq]
-                self._decode([(token, pos, seq, False) for pos, token in enumerate(prompt)])
+            self._evaluate_apart(prompts[:rows])
             self._decode([(prompts[seq][-1], len(prompts[seq]), seq, True) for seq in range(rows)])
             return self._logits(0)
 
@@ -168,6 +166,11 @@ class BatchedEngine:
             return limit
         finally:
             self._ll.llama_memory_clear(self._memory, True)
+
+    def _evaluate_apart(self, prompts: list[list[int]]) -> None:
+        """Prompt k on sequence k, each in a decode call of its own (for the start-up measurements)."""
+        for seq, prompt in enumerate(prompts):
+            self._decode([(token, pos, seq, False) for pos, token in enumerate(prompt)])
 
     def _logits(self, row: int) -> np.ndarray:
         count = self._ll.llama_vocab_n_tokens(self.vocab)
@@ -196,6 +199,11 @@ class BatchedEngine:
         buffer = ctypes.create_string_buffer(size + 1)
         self._ll.llama_model_meta_val_str(self._model, key.encode(), buffer, size + 1)
         return buffer.value.decode("utf-8", errors="replace")
+
+    def special_text(self, which: str) -> str:
+        """The text of the vocabulary's "bos" or "eos" token ("" if it has none)."""
+        token = {"bos": self._ll.llama_vocab_bos, "eos": self._ll.llama_vocab_eos}[which](self.vocab)
+        return self.token_text(token)
 
     def token_text(self, token: int) -> str:
         if token < 0:
@@ -416,8 +424,7 @@ class BatchedEngine:
         llama.cpp's CPU kernels on two cores it does: 41 ms against 2 × 17 ms)."""
         prompt = self.tokenize("def f(x):\n    return x")
         try:
-            for seq in range(2):
-                self._decode([(token, pos, seq, False) for pos, token in enumerate(prompt)])
+            self._evaluate_apart([prompt, prompt])
             timings = {}
             for rows in (1, 2):
                 started = time.perf_counter()

@@ -43,19 +43,13 @@ class LocalBackend:
         if template is None:
             self._engine.close()
             raise SeidrError(f"{model_path} has no chat template (tokenizer.chat_template); seidr needs a chat model")
-        eos = self._engine.token_text(self._engine_token("eos"))
-        bos = self._engine.token_text(self._engine_token("bos"))
-        self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._format = Jinja2ChatFormatter(template=template, eos_token=self._engine.special_text("eos"),
+                                           bos_token=self._engine.special_text("bos"))
 
     @property
     def parallel(self) -> int:
         """Sequences decoded at once (model.parallel, capped by exact_batches)."""
         return self._engine.parallel
-
-    def _engine_token(self, which: str) -> int:
-        import llama_cpp
-
-        return getattr(llama_cpp, f"llama_vocab_{which}")(self._engine.vocab)
 
     def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The conversation rendered by the model's own chat template, as tokens."""
