@@ -8,8 +8,8 @@ All jobs use one embedded model, loaded once; --jobs N runs N at once, so their 
 its batches (not measured to be faster on 2 cores: see the README's "The embedded model's
 speed"). Jobs land in fixed folders under --output (default outputs/quality) and share one
 response cache, so a rerun skips finished jobs and replays the rest from the cache: a second run prints
-the table at once. greedy and resample draw no parents, so they run once (their selection
-column reads "-"); seidr runs with beam and with lexicase selection. The table, and the anytime
+the table at once. greedy, resample and adaptive draw no parents by selection, so they run once (their
+selection column reads "-"); seidr runs with beam and with lexicase selection. The table, and the anytime
 plots of `python -m seidr.report <output>`, compare them."""
 
 from __future__ import annotations
@@ -41,8 +41,10 @@ CONFIGS = {  # label -> overrides
     "seidr-beam-template": ["search=seidr", "selection=beam", "search.debug_prompt_id=0"],
     # spend more of the budget on drafts before repairing: 6 drafts, then 4 repairs
     "seidr-beam-drafts6": ["search=seidr", "selection=beam", "search.drafts_per_prompt=6"],
+    # repair crashes from their error, resample wrong answers, never score a program twice
+    "adaptive": ["search=adaptive"],
 }
-DEFAULT_CONFIGS = ["greedy", "resample", "seidr-beam", "seidr-lexicase"]
+DEFAULT_CONFIGS = ["greedy", "resample", "adaptive", "seidr-beam", "seidr-lexicase"]
 
 
 def default_problems(data_dir: Path) -> list[str]:

@@ -99,7 +99,9 @@ def search_params(cfg: DictConfig) -> SearchParams:
         **{k: int(search[k]) for k in ("max_programs", "drafts_per_prompt", "explanations_per_program",
                                        "repairs_per_explanation", "beam_width")},
         greedy_first_draft=bool(search.greedy_first_draft), bad_replies=str(search.bad_replies),
-        strategy=str(search.get("strategy", "seidr")), debug_prompt_id=int(search.debug_prompt_id))
+        strategy=str(search.get("strategy", "seidr")), debug_prompt_id=int(search.debug_prompt_id),
+        dedupe=bool(search.get("dedupe", False)),
+        repair_on=tuple(str(status) for status in search.get("repair_on", SearchParams.repair_on)))
     if params.debug_prompt_id not in DEBUG_PROMPT_IDS:
         raise SeidrError(f"search.debug_prompt_id must be 0-10 (0-5 templates, 6-10 LLM explanations), "
                          f"not {params.debug_prompt_id}")
@@ -330,6 +332,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "best_program_id": best.id if best else None,
         "best_program": best.code if best else None,
         "dropped_replies": search.dropped_replies,
+        "duplicates": search.duplicates,
         "cached_verdicts": evaluator.cached_verdicts,
         "isolation": executor.sandbox.isolation,
         "preflight_s": round(preflight_s, 3),

