@@ -43,6 +43,8 @@ CONFIGS = {  # label -> overrides
     "seidr-beam-drafts6": ["search=seidr", "selection=beam", "search.drafts_per_prompt=6"],
     # repair crashes from their error, resample wrong answers, never score a program twice
     "adaptive": ["search=adaptive"],
+    # what dedupe alone buys: resample that never scores a program twice (adaptive without repairs)
+    "resample-dedupe": ["search=resample", "search.dedupe=true"],
 }
 DEFAULT_CONFIGS = ["greedy", "resample", "adaptive", "seidr-beam", "seidr-lexicase"]
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import importlib
 import logging
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -18,15 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seidr.errors import SandboxBroken, SeidrError
-from seidr.execution.base import ExecutionLimits, TestOutcome
+from seidr.execution.base import ExecutionLimits
+from seidr.execution.cgroup import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
 from seidr.execution.cpp import CppExecutor
 from seidr.execution.preflight import preflight
 from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox
+from seidr.execution.verdicts import Critic, Evaluator
 from seidr.llm.base import LLMBackend
 from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient, Usage
-from seidr.problem import Example, Problem
+from seidr.problem import Problem
 from seidr.prompts.common import DEBUG_PROMPT_IDS
 from seidr.redact import Redactor
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
@@ -69,7 +69,7 @@ def make_executor(cfg: DictConfig):
         raise SeidrError(f"language={cfg.language} is not supported; use one of: {', '.join(LANGUAGES)}")
     limits = ExecutionLimits(**OmegaConf.to_container(cfg.execution.limits, resolve=True))
     sandbox = Sandbox(limits, isolation=str(cfg.execution.isolation), python=cfg.execution.get("python"),
-                      hide=answer_folders(cfg))
+                      hide=answer_folders(cfg), cgroup_root=cfg.execution.get("cgroup_root", DEFAULT_CGROUP_ROOT))
     tolerance = cfg.execution.get("float_tolerance")
     if cfg.language == "cpp":
         return CppExecutor(sandbox, compiler=str(cfg.execution.cpp.compiler), flags=list(cfg.execution.cpp.flags),
@@ -122,73 +122,6 @@ def make_client(cfg: DictConfig, backend: LLMBackend) -> LLMClient:
         schedule=str(cfg.model.get("temperature_schedule", "fixed")),
         price=OmegaConf.to_container(price) if price is not None else None,
     )
-
-
-# A user's judge of one stdio test: (input, expected output, actual output) -> score in [0, 1].
-Critic = Callable[[str, str, str], float]
-
-
-class Evaluator:
-    """Scores code on a problem's tests, with at most `workers` programs running at once.
-
-    A critic, when given, replaces the line-by-line comparison for tests whose program ran to
-    the end. It runs here, in seidr's process, on the captured output: never in the sandbox,
-    so the program cannot reach it."""
-
-    def __init__(self, executor: Any, problem: Problem, workers: int, critic: Critic | None = None) -> None:
-        self.executor = executor
-        self.problem = problem
-        self.critic = critic
-        self._slots = asyncio.Semaphore(max(1, workers))
-        # verdicts by (code, test): a repair identical to an earlier program costs nothing
-        self._verdicts: dict[tuple[str, Example], TestOutcome] = {}
-        self._running: dict[str, asyncio.Future[None]] = {}  # code being scored, by digest
-        self.cached_verdicts = 0
-
-    async def run(self, code: str, tests: Sequence[Example]) -> list[TestOutcome]:
-        source = self.problem.preamble + code if self.problem.preamble else code
-        digest = self._digest(code)
-        # the same code being scored right now (identical drafts arrive together): wait for it
-        # rather than run it twice, then run only what it did not cover
-        while (running := self._running.get(digest)) is not None:
-            await asyncio.shield(running)
-        missing = [test for test in dict.fromkeys(tests) if (digest, test) not in self._verdicts]
-        self.cached_verdicts += len(tests) - len(missing)
-        if missing:
-            done = self._running[digest] = asyncio.get_running_loop().create_future()
-            try:
-                async with self._slots:
-                    outcomes = await self.executor.run(source, missing, self.problem.mode,
-                                                       entry_point=self.problem.entry_point,
-                                                       preamble=self.problem.preamble)
-                for test, outcome in zip(missing, outcomes):
-                    self._verdicts[(digest, test)] = outcome
-            finally:
-                del self._running[digest]
-                done.set_result(None)
-        outcomes = [self._verdicts[(digest, test)] for test in tests]
-        if self.critic is None or self.problem.mode != "stdio":
-            return outcomes
-        return [self._judge(test, outcome) for test, outcome in zip(tests, outcomes)]
-
-    def remember(self, code: str, tests: Sequence[Example], outcomes: Sequence[TestOutcome]) -> None:
-        """Verdicts known from elsewhere (an earlier run of the job), so `run` need not run them."""
-        digest = self._digest(code)
-        for test, outcome in zip(tests, outcomes):
-            self._verdicts[(digest, test)] = outcome
-
-    def _digest(self, code: str) -> str:
-        source = self.problem.preamble + code if self.problem.preamble else code
-        return hashlib.sha256(source.encode()).hexdigest()
-
-    def _judge(self, test: Example, outcome: TestOutcome) -> TestOutcome:
-        if outcome.status not in ("pass", "wrong"):
-            return outcome
-        score = min(1.0, max(0.0, float(self.critic(test.input, test.output, outcome.actual))))
-        return replace(outcome, status="pass" if score == 1.0 else "wrong", score=score)
-
-    async def validation(self, code: str) -> list[TestOutcome]:
-        return await self.run(code, self.problem.valid)
 
 
 @dataclass(frozen=True)
@@ -244,7 +177,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
                          f"problem {problem.name} is a Python function task")
     # Before any budget is spent: a broken sandbox stops here (exit 2), not as a weak model
-    preflight_s = await preflight(executor)
+    # (the stdin/stdout canary always: it checks the sandbox itself; a function task adds its own protocol's)
+    preflight_s = await preflight(executor, modes=tuple(dict.fromkeys(("stdio", problem.mode))))
     # Before any work is done: a missing key or an unknown model fails here
     owns_backend = backend is None
     backend = backend or build(cfg.model.backend)
@@ -332,6 +266,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "best_program_id": best.id if best else None,
         "best_program": best.code if best else None,
         "dropped_replies": search.dropped_replies,
+        "dedupe": params.dedupe,
         "duplicates": search.duplicates,
         "cached_verdicts": evaluator.cached_verdicts,
         "isolation": executor.sandbox.isolation,

@@ -35,7 +35,8 @@ from typing import Any, Iterable, Sequence
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from seidr.app import Critic, JobOutcome, run_problem
+from seidr.app import JobOutcome, run_problem
+from seidr.execution.verdicts import Critic
 from seidr.config import CONFIG_DIR, register_resolvers
 from seidr.data.jsonl import check_task, task_problem
 from seidr.errors import SeidrError

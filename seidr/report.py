@@ -61,9 +61,11 @@ def config_label(result: dict[str, Any], arity: str | None = None) -> str:
                  "beam_width": bf}
         shape = "".join(f" · {key} {result[key]}" for key, value in usual.items()
                         if result.get(key, value) != value)
+    # dedupe is adaptive's own; elsewhere it makes a configuration of its own
+    dedupe = " · dedupe" if result.get("dedupe") and strategy != "adaptive" else ""
     return (f"{strategy} · {selection} · {result.get('dataset')} · {result.get('model')} · "
             f"{result.get('language')} · bf {bf if arity is None else arity} · budget {result.get('max_programs')}"
-            f"{prompt}{shape}")
+            f"{prompt}{shape}{dedupe}")
 
 
 def summarize(folder: Path, redactor: Redactor | None = None) -> list[ConfigSummary]:

@@ -107,6 +107,7 @@ RULES: dict[str, Rule] = {
     "execution.workers": integer(1, nullable=True),
     "execution.isolation": choice(LEVELS),
     "execution.python": Rule(TEXT.allowed, TEXT.accepts, required=False, nullable=True),
+    "execution.cgroup_root": Rule(TEXT.allowed, TEXT.accepts, required=False, nullable=True),
     "execution.float_tolerance": number(0, required=False, nullable=True),
     "execution.cpp.compiler": TEXT,
     "execution.cpp.flags": Rule("a list of strings", lambda v: isinstance(v, list) and all(isinstance(f, str)

@@ -15,6 +15,7 @@ from seidr.data.humaneval import HumanEvalDataset, cpp_assert_tests, cpp_entry_p
 from seidr.errors import SeidrError
 from seidr.execution.base import ExecutionLimits, TestOutcome
 from seidr.execution.cpp import CppExecutor, mask, split_test, statements
+from seidr.execution.harness import NOT_RUN
 from seidr.execution.sandbox import Sandbox
 from seidr.problem import Example, Problem
 from tests.scripted import ScriptedBackend
@@ -178,7 +179,8 @@ def test_compile_errors_crashes_and_timeouts_are_verdicts(dataset, executor):
     assert [o.status for o in crash] == ["error", "pass"] and "out_of_range" in crash[0].error
     spins = "int add(int x, int y) { volatile int spins = 0; while (x == 0) spins++; return x + y; }\n"
     loop = run(executor, problem, spins, tests)
-    assert [o.status for o in loop] == ["timeout", "pass"]
+    # one time budget per program: after the timeout, the next test is not run
+    assert [o.status for o in loop] == ["timeout", "timeout"] and loop[1].error == NOT_RUN
     exits = run(executor, problem, "#include <cstdlib>\nint add(int x, int y) { exit(3); }\n", tests[:1])
     assert exits[0].status == "error" and "status 3" in exits[0].error
 

@@ -194,7 +194,7 @@ class GatedExecutor:
 
 
 def test_the_evaluator_runs_each_code_on_each_test_once():
-    from seidr.app import Evaluator
+    from seidr.execution.verdicts import Evaluator
 
     executor = GatedExecutor()
     evaluator = Evaluator(executor, PROBLEM, workers=2)
@@ -210,7 +210,7 @@ def test_the_evaluator_runs_each_code_on_each_test_once():
 
 
 def test_the_evaluator_runs_at_most_workers_programs_at_once_and_uses_them_all():
-    from seidr.app import Evaluator
+    from seidr.execution.verdicts import Evaluator
 
     async def go():
         executor = GatedExecutor()
@@ -232,7 +232,7 @@ def test_the_evaluator_runs_at_most_workers_programs_at_once_and_uses_them_all()
 
 def test_identical_code_scored_at_the_same_time_runs_once():
     """The greedy and a sampled draft are often the same program, and arrive together."""
-    from seidr.app import Evaluator
+    from seidr.execution.verdicts import Evaluator
 
     async def go():
         executor = GatedExecutor()

@@ -2,13 +2,16 @@
 budget is spent, and a sandbox that breaks mid-run stops it with what was recorded kept.
 
 The broken machines here are real ones: an interpreter wrapper that stops working after a
-number of starts, and an interpreter whose standard library the unprivileged run user cannot
-read (the issue's `import copy` failure)."""
+number of starts, an interpreter whose standard library the unprivileged run user cannot
+read (the issue's `import copy` failure), and C++ function tasks whose own protocol (two
+translation units, a report with a per-run secret) is broken while stdin/stdout programs work."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zlib
@@ -44,8 +47,12 @@ def flaky_python(folder: Path, works_for: int) -> Path:
     if not SYSTEM_PYTHON.exists():
         pytest.skip("needs the system python3 (readable by the run user)")
     script = folder / "python"
+    # the count under a lock: the preflight starts its canaries at the same time
     script.write_text(f"""#!/bin/sh
+exec 9>>{folder}/count.lock
+flock 9
 n=$(( $(cat {folder}/count 2>/dev/null || echo 0) + 1 )); echo $n > {folder}/count
+exec 9>&-
 if [ $n -gt {works_for} ]; then echo "flaky-python: gone on start $n" >&2; exit 3; fi
 exec {SYSTEM_PYTHON} "$@"
 """)
@@ -155,3 +162,54 @@ def test_a_sandbox_that_breaks_while_scoring_the_held_out_tests_keeps_the_search
     assert again.returncode == 0, again.stderr[-2000:]
     result = json.loads((run_dir / "result.json").read_text())
     assert result["stopped"] == "budget" and result["test_pass_rate"] is not None
+
+
+# ---- C++ function tasks: their own protocol, their own canaries ----
+
+def broken_link_compiler(folder: Path) -> Path:
+    """A toolchain that builds whole programs but not one from two translation units: the
+    objects it is asked for with -c come out empty (a wrapper that mishandles -c)."""
+    real = shutil.which("g++")
+    if real is None:
+        pytest.skip("needs g++")
+    script = folder / "g++"
+    script.write_text(f"""#!/bin/sh
+for arg in "$@"; do
+  if [ "$arg" = "-c" ]; then exec {real} -x c++ -c -o driver.o /dev/null; fi
+done
+exec {real} "$@"
+""")
+    script.chmod(0o755)
+    return script
+
+
+# Protocol breaks made in seidr's own code, as a regression or a half-updated install would
+PROTOCOL_BREAKS = {
+    "the harness hands the test no secret": (
+        "seidr.execution.sandbox.HARNESS_SOURCE", 'os.write(write_end, (secret + "\\n").encode())',
+        'os.write(write_end, b"")'),
+    "the driver's asserts never fail": (
+        "seidr.execution.cpp._DRIVER_RUNTIME", "#define assert(...) ((__VA_ARGS__) ? (void)0 :",
+        "#define assert(...) (true ? (void)0 :"),
+}
+
+
+async def test_a_toolchain_that_cannot_link_a_function_task_is_the_machines_fault(place):
+    executor = CppExecutor(Sandbox(ExecutionLimits(), isolation="process"), compiler=str(broken_link_compiler(place)))
+    assert await preflight(executor, modes=("stdio",)) > 0  # stdin/stdout programs still work
+    with pytest.raises(SandboxBroken, match="known-correct cpp function-task program got 'compile'"):
+        await preflight(executor)
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL_BREAKS))
+async def test_a_broken_cpp_function_protocol_is_the_machines_fault(monkeypatch, name):
+    target, old, new = PROTOCOL_BREAKS[name]
+    module, attribute = target.rsplit(".", 1)
+    source = getattr(importlib.import_module(module), attribute)
+    assert old in source, "the protocol changed: update this test's break"
+    monkeypatch.setattr(target, source.replace(old, new))
+    executor = CppExecutor(Sandbox(ExecutionLimits(), isolation="auto"))
+    assert await preflight(executor, modes=("stdio",)) > 0
+    kind = "known-wrong" if "never fail" in name else "known-correct"
+    with pytest.raises(SandboxBroken, match=f"a {kind} cpp function-task program got"):
+        await preflight(executor)

@@ -156,7 +156,7 @@ def test_a_sweep_writes_no_secret(data_dir, tmp_path, sweeper):
 
     overrides = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["hydra"]["overrides"]["task"]
     assert f"tracking.git.remote={SHOWN_REMOTE}" in overrides
-    assert f"#0 : " in proc.stdout + proc.stderr and SHOWN_REMOTE in proc.stdout + proc.stderr  # Hydra's job list
+    assert "#0 : " in proc.stdout + proc.stderr and SHOWN_REMOTE in proc.stdout + proc.stderr  # Hydra's job list
     if sweeper == "grids":
         jobs = json.loads((sweep_dir / "sweep_jobs.json").read_text())
         assert all({f"tracking.git.remote={SHOWN_REMOTE}", f"tracking.git.remote={ESCAPED_SHOWN_REMOTE}"} & set(job)

@@ -32,9 +32,11 @@ class ExecutionLimits:
     test_timeout_s: float = 2.0  # wall clock per test
     test_cpu_s: int = 2  # CPU seconds per test (RLIMIT_CPU)
     total_timeout_s: float = 120.0  # wall clock for the whole program over all its tests
-    memory_mb: int = 1024  # address space (RLIMIT_AS)
-    max_processes: int = 256  # RLIMIT_NPROC (per user; a fork bomb stops here)
+    memory_mb: int = 1024  # address space per process (RLIMIT_AS); with a cgroup, also the program's total
+    max_processes: int = 256  # RLIMIT_NPROC (per user; a fork bomb stops here); with a cgroup, pids.max
     max_file_bytes: int = 16 * 1024 * 1024  # RLIMIT_FSIZE
     max_output_bytes: int = 64 * 1024  # stdout kept per test; more stops the test
     compile_timeout_s: float = 30.0  # C++: wall clock for one compile
     compile_memory_mb: int = 2048  # C++: address space of the compiler
+    open_files: int = 128  # RLIMIT_NOFILE per process: at most max_processes × open_files per program
+    disk_mb: int = 256  # namespace level: size of the working directory (a tmpfs)

@@ -19,8 +19,9 @@ the process it started; an exit(0) anywhere (in the function, in a static constr
 handler, a forked child), printed "pass" lines or a `#define`d assert leave no such line, so the
 test fails. This is a line a program cannot produce by accident, by ending early or by printing;
 it is no proof against a program written against this protocol: sharing the driver's process and
-user, it can read the secret itself, or swap its binary for one that does
-(tests/test_cpp_exploits.py keeps both as known limits). A Python program, in contrast, never
+user, it can read the secret itself, or, at the process level, swap its binary for one that does
+(the namespace level binds the binary read-only; tests/test_cpp_exploits.py keeps both as known
+limits). A Python program, in contrast, never
 shares a process with its tests.
 
 Compiling and running are separate sandbox runs: the binary is taken out of a sandbox in which only
@@ -40,7 +41,6 @@ import hashlib
 import os
 import re
 import shutil
-import stat
 import tempfile
 import weakref
 from dataclasses import dataclass
@@ -48,7 +48,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from seidr.execution.base import TestOutcome
-from seidr.execution.sandbox import Sandbox
+from seidr.execution.harness import NOT_RUN
+from seidr.execution.sandbox import Sandbox, copy_out
 from seidr.execution.scoring import FAILED_ASSERTION, judge
 from seidr.problem import Example, TestMode
 
@@ -91,7 +92,8 @@ class CppExecutor:
 
     async def _run_functions(self, code: str, tests: Sequence[Example]) -> list[TestOutcome]:
         """Each test is a C++ file with a `main()`; tests sharing their code before `main` (helpers
-        such as `issame`) go into one binary with the program."""
+        such as `issame`) go into one binary with the program. After a timeout, the tests not yet
+        run fail as timeouts without running (one time budget per program)."""
         outcomes: list[TestOutcome | None] = [None] * len(tests)
         groups: dict[str, list[tuple[int, str, int]]] = {}
         for index, test in enumerate(tests):
@@ -101,7 +103,12 @@ class CppExecutor:
                 outcomes[index] = TestOutcome("error", 0.0, error=f"bad test: {error}")
                 continue
             groups.setdefault(header, []).append((index, body, line))
+        timed_out = False
         for header, members in groups.items():
+            if timed_out:  # one time budget per program, across its binaries too (see harness.NOT_RUN)
+                for index, _, _ in members:
+                    outcomes[index] = TestOutcome("timeout", 0.0, error=NOT_RUN)
+                continue
             cases = [(body, line) for _, body, line in members]
             inputs = [f"{k}\n" for k in range(len(members))]
             # the driver's object is compiled once for every program it fits (a search's programs
@@ -116,6 +123,7 @@ class CppExecutor:
                     raw = await self._run(binary, inputs, report=True)
             for k, (index, _, _) in enumerate(members):
                 outcomes[index] = judge("function", tests[index], raw.get(k))
+                timed_out = timed_out or outcomes[index].status == "timeout"
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _compile(self, sources: dict[str, str | Path], arguments: list[str], output: str,
@@ -148,7 +156,9 @@ class CppExecutor:
                     files[name] = folder / name
             job = {"mode": "binary", "binary": output, "tests": inputs, "run": False, "compile": argv}
             raw, kept = await self.sandbox.run(job, files=files, keep=output)
-            if kept is not None and await asyncio.to_thread(_keep_binary, kept, cached) and not raw:
+            if kept is not None and raw:  # a failed compile may leave a partial output: never cached
+                await asyncio.to_thread(kept.unlink, True)
+            elif kept is not None and await asyncio.to_thread(_keep_binary, kept, cached):
                 return cached, {}
             return None, raw or {index: {"status": "compile", "error": "the compiler made no program"}
                                  for index in range(len(inputs))}
@@ -163,36 +173,11 @@ class CppExecutor:
 
 def _keep_binary(kept: Path, cached: Path) -> bool:
     """Move the sandbox's copy of a compiled binary into the cache, if it is a plain file of
-    sensible size: never through a link, never from a device or FIFO (which could block forever),
-    never more than MAX_BINARY_BYTES. Blocking file work: called off the event loop."""
+    sensible size (sandbox.copy_out: never through a link, never from a device or FIFO, never more
+    than MAX_BINARY_BYTES). Blocking file work: called off the event loop."""
     try:
-        handle = os.open(kept, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BINARY_BYTES:
-            return False
-        partial = cached.with_name(cached.name + ".part")
-        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o700)
-        try:
-            remaining = MAX_BINARY_BYTES + 1
-            while chunk := os.read(handle, min(1 << 20, remaining)):
-                remaining -= len(chunk)
-                if remaining <= 0:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(out, view):]
-        finally:
-            os.close(out)
-        if remaining <= 0:
-            partial.unlink(missing_ok=True)
-            return False
-        os.replace(partial, cached)
-        return True
+        return copy_out(kept, cached, MAX_BINARY_BYTES, mode=0o700)
     finally:
-        os.close(handle)
         try:
             os.unlink(kept)
         except OSError:

@@ -10,6 +10,9 @@ once, then forks a worker that runs the tests one after another in-process (a fo
 new interpreter per test: the original SEIDR's per-test process start was 96% of its run time).
 The supervisor holds the clock: a test that overruns gets its worker's whole process group
 killed and a fresh worker continues with the next test, so one bad test costs one test.
+A function task (Python or compiled) is one program with one time budget instead: once a test
+times out, the tests after it fail as timeouts without running, so an endless loop in a
+HumanEval program costs one test's limit, not one per assert.
 
 Function tasks are judged where the program is not: the program runs in a fresh interpreter of
 its own (the callee, started from this same source with `--callee`) that receives only its
@@ -38,6 +41,8 @@ import traceback
 
 PROGRAM = "<program>"
 TEST = "<test>"
+# The verdict of a function task's tests after one timed out: they are not run (see run_function_tests)
+NOT_RUN = "not run: an earlier test of this program timed out (one time budget per program)"
 
 
 class OutputLimit(BaseException):
@@ -353,7 +358,8 @@ def run_reported(binary, test, limits):
 
 
 def run_binary_tests(job, limits, emit):
-    """Compile once (when asked), then run the binary on every test."""
+    """Compile once (when asked), then run the binary on every test. A function task's tests
+    (`report`) stop at the first timeout, as in run_function_tests."""
     if job.get("compile"):
         status, code, _, errors = run_process(
             job["compile"], os.devnull, limits, cpu_s=int(limits["compile_timeout_s"]) + 1,
@@ -394,6 +400,10 @@ def run_binary_tests(job, limits, emit):
             name = signal.Signals(code).name if code in signal.Signals._value2member_map_ else str(code)
             result.update(status="crash", error=(tail(stderr) + "\n" if stderr.strip() else "") + f"killed by signal {name}")
         emit(result)
+        if job.get("report") and status == "timeout":  # a function task: one time budget per program
+            for later in range(index + 1, len(job["tests"])):
+                emit({"i": later, "status": "timeout", "error": NOT_RUN, "stdout": ""})
+            return
 
 
 # Plain data is all that crosses between the callee and the tests: exact types only (a subclass
@@ -535,6 +545,9 @@ class Callee:
         self.job, self.limits = job, limits
         self.pid = None
         self.load_failure = None  # a program that cannot be loaded fails every test the same way
+        # the first time the program ran out of time: it ends the program's run (one budget per
+        # program, so an endless loop costs one test's limit, not one per test)
+        self.timed_out = None
         self.printed = []
 
     def start(self, deadline):
@@ -570,8 +583,9 @@ class Callee:
             ready, _, _ = select.select([self.reader], [], [], max(0.0, remaining))
             if not ready:
                 self.stop()
-                raise CalleeOutcome("timeout", f"took longer than {self.limits['test_timeout_s']} s"
-                                    + (" to load" if loading else ""))
+                self.timed_out = CalleeOutcome("timeout", f"took longer than {self.limits['test_timeout_s']} s"
+                                               + (" to load" if loading else ""))
+                raise self.timed_out
             chunk = os.read(self.reader, 65536)
             if not chunk:
                 status = self.stop()
@@ -584,6 +598,8 @@ class Callee:
                                                      f"(exit status {os.WEXITSTATUS(status)})")
                 if loading:
                     self.load_failure = failure
+                if failure.status == "timeout":  # its CPU time ran out (SIGXCPU)
+                    self.timed_out = failure
                 raise failure
             self.buffer += chunk
             if len(self.buffer) > MAX_REPLY_BYTES:
@@ -601,6 +617,8 @@ class Callee:
         return reply
 
     def call(self, args, kwargs, deadline):
+        if self.timed_out is not None:
+            raise self.timed_out
         if self.load_failure is not None:
             raise self.load_failure
         if self.pid is None:
@@ -640,10 +658,14 @@ SHOWN_STDOUT = 4096
 
 
 def run_function_tests(job, limits, emit):
-    """Run each test's code here, with the entry point answered by the program's callee."""
+    """Run each test's code here, with the entry point answered by the program's callee. Once
+    the program times out, the tests after it fail as timeouts without running."""
     callee = Callee(job, limits)
     quiet = io.StringIO()
     for index, test in enumerate(job["tests"]):
+        if callee.timed_out is not None:
+            emit({"i": index, "status": "timeout", "error": NOT_RUN, "stdout": ""})
+            continue
         deadline = time.monotonic() + limits["test_timeout_s"]
         callee.printed = []
 
@@ -669,6 +691,8 @@ def run_function_tests(job, limits, emit):
             sys.stdout, sys.stderr = saved
             quiet.seek(0)
             quiet.truncate()
+        if callee.timed_out is not None:  # even when the test's code caught the timeout itself
+            result = {"i": index, "status": "timeout", "error": callee.timed_out.error}
         result["stdout"] = "".join(callee.printed)[:SHOWN_STDOUT]
         emit(result)
     callee.stop()

@@ -1,16 +1,23 @@
 """A known-correct and a known-wrong program through the real executor before any budget is
 spent: if their verdicts are not exactly pass and wrong, the machine (sandbox, interpreter,
-compiler) is at fault, and a run would score every program as failing for the machine's sake."""
+compiler) is at fault, and a run would score every program as failing for the machine's sake.
+
+C++ function tasks go through a protocol of their own (the program and seidr's test driver as
+two translation units linked into one binary, each test reporting with a per-run secret; see
+cpp.py), which can break where stdin/stdout programs still work (a toolchain that cannot link
+a separately compiled object, a sandbox that drops the secret's descriptor): it gets a pair of
+canaries of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from seidr.errors import SandboxBroken
-from seidr.problem import Example
+from seidr.problem import Example, TestMode
 
 log = logging.getLogger("seidr.execution")
 
@@ -31,27 +38,48 @@ CANARIES = {
     ),
 }
 TESTS = (Example("21\n", "42\n"), Example("-5\n", "-10\n"))
+# The same for a C++ function task (HumanEval-X's shape): each test a file whose main() asserts
+FUNCTION_CANARIES = {
+    "cpp": (
+        "#include <vector>\nlong long twice(long long n) {\n    std::vector<long long> v{n, n};\n"
+        "    return v[0] + v[1];\n}\n",
+        "#include <vector>\nlong long twice(long long n) {\n    return 2 * n + 1;\n}\n",
+    ),
+}
+FUNCTION_TESTS = (Example("#include <cassert>\nint main() {\n    assert(twice(21) == 42);\n}\n"),
+                  Example("#include <cassert>\nint main() {\n    assert(twice(-5) == -10);\n}\n"))
 
 
-async def preflight(executor: Any) -> float:
+async def preflight(executor: Any, modes: Sequence[TestMode] = ("stdio", "function")) -> float:
     """Check that the executor passes a right program and fails a wrong one on plain wrong
-    answers; returns the seconds it took. Raises SandboxBroken naming what went wrong."""
+    answers, for each of `modes` (the kinds of task a run will judge) that has canaries in the
+    executor's language; returns the seconds it took. Raises SandboxBroken naming what went wrong."""
     started = time.monotonic()
-    right, wrong = CANARIES[executor.language]
+    language = executor.language
     sandbox = executor.sandbox
     where = f"execution.isolation={sandbox.isolation}, " + (
-        f"compiler {executor.compiler}" if executor.language == "cpp" else f"python {sandbox.python}")
-    if executor.language == "cpp" and shutil.which(executor.compiler) is None:
+        f"compiler {executor.compiler}" if language == "cpp" else f"python {sandbox.python}")
+    if language == "cpp" and shutil.which(executor.compiler) is None:
         raise SandboxBroken(f"the C++ compiler {executor.compiler} is not installed (apt-get install g++, or set "
                             "execution.cpp.compiler)", retryable=False)
-    for code, expected in ((right, "pass"), (wrong, "wrong")):
-        outcomes = await executor.run(code, TESTS, "stdio")
+    checks: list[tuple[TestMode, str, str, tuple[Example, ...]]] = []
+    if "stdio" in modes:
+        right, wrong = CANARIES[language]
+        checks += [("stdio", right, "pass", TESTS), ("stdio", wrong, "wrong", TESTS)]
+    if "function" in modes and language in FUNCTION_CANARIES:
+        right, wrong = FUNCTION_CANARIES[language]
+        checks += [("function", right, "pass", FUNCTION_TESTS), ("function", wrong, "wrong", FUNCTION_TESTS)]
+    # at once: a C++ canary is mostly compiling, and the compiles are independent
+    results = await asyncio.gather(*(executor.run(code, tests, mode, entry_point="twice")
+                                     for mode, code, _, tests in checks))
+    for (mode, _, expected, _), outcomes in zip(checks, results):
         bad = next((o for o in outcomes if o.status != expected), None)
         if bad is not None:
             said = " ".join((bad.error or bad.actual or "nothing").split())[:300]
             kind = "known-correct" if expected == "pass" else "known-wrong"
+            task = "stdin/stdout" if mode == "stdio" else "function-task"
             raise SandboxBroken(
-                f"sandbox check failed ({where}): a {kind} {executor.language} program got {bad.status!r}, not "
+                f"sandbox check failed ({where}): a {kind} {language} {task} program got {bad.status!r}, not "
                 f"{expected!r} ({said}); the machine, not the model, is at fault: fix it (README: Sandbox), or set "
                 "execution.isolation=process|namespace or execution.python", retryable=False)
     seconds = time.monotonic() - started

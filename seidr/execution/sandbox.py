@@ -7,17 +7,26 @@ unprivileged user id of its own from a pool (so a final sweep kills every proces
 descendants that left the process group with setsid included).
 
 - `process`: the above, nothing more. The program can read whatever that uid may read, and can
-  open network connections.
+  open network connections. After the run, the files that uid left in /tmp-like folders are
+  removed, and its processes are killed until none is left.
 - `namespace`: the above inside bubblewrap: new PID, network, IPC and UTS namespaces (no
   network at all; every descendant dies with the sandbox's init), the root file system
-  read-only, a private /tmp, home folders hidden, nothing writable but the working directory.
+  read-only, a private /tmp, home folders hidden, nothing writable but the working directory,
+  which is a tmpfs of `disk_mb` (a disk quota).
 
-`auto` picks `namespace` when bubblewrap works on this machine, else `process`."""
+`auto` picks `namespace` when bubblewrap works on this machine, else `process`.
+
+At both levels, when the machine lets seidr make cgroups (see cgroup.py), each run has one of
+its own: memory (swap off) and the number of processes are limited for the program as a whole,
+its CPU weight is below seidr's, and the whole cgroup is killed at the end. Otherwise the
+per-process rlimits are all there is (memory_mb per process, max_processes per run user).
+Open files: open_files per process, so at most max_processes × open_files for a program."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -34,6 +43,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from seidr.errors import SandboxBroken, SeidrError
 from seidr.execution.base import ExecutionLimits
+from seidr.execution.cgroup import DEFAULT_ROOT, Layout, RunCgroup, find_layout
 
 log = logging.getLogger("seidr.execution")
 
@@ -47,6 +57,14 @@ CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Folders the namespace level replaces with empty ones: homes hold keys and tokens, /tmp other
 # runs' files. An interpreter that lives under one of them is mounted back read-only.
 HIDDEN = ("/tmp", "/root", "/home")
+# Where a run user can leave files behind at the process level (world-writable folders); the
+# sweep after each run removes what that uid owns there.
+TMP_LIKE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+# The sandbox's first process: the open-file limit (hard and soft), then it joins the run's
+# cgroup (one cgroup.procs per hierarchy, up to "--"), then becomes bubblewrap or the harness.
+# Exit status 125: it could not, and no program code ran.
+ENTER = ('ulimit -n "$1" || exit 125; shift; '
+         'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"')
 # Run once with the chosen interpreter: where its standard library and prefixes are.
 PROBE = ("import json, os, sys; print(json.dumps({'prefixes': sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, "
          "sys.base_exec_prefix}), 'stdlib': os.__file__, 'version': sys.version.split()[0]}))")
@@ -112,6 +130,26 @@ def bwrap_works() -> bool:
     return probe.returncode == 0
 
 
+@functools.cache
+def bwrap_has_size() -> bool:
+    """Whether this bubblewrap can size a tmpfs (`--size`, bubblewrap 0.7 and later)."""
+    try:
+        shown = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--size" in shown.stdout
+
+
+_layouts: dict[Path, tuple[Layout | None, str]] = {}
+
+
+def cgroup_layout(root: Path) -> tuple[Layout | None, str]:
+    """Where run cgroups go under `root` (found once per root), or None and why not."""
+    if root not in _layouts:
+        _layouts[root] = find_layout(root) if os.geteuid() == 0 else (None, "seidr does not run as root")
+    return _layouts[root]
+
+
 def _namespace_flags() -> list[str]:
     # No user namespace: as root it would forbid the privilege drop (setgroups is denied there)
     return ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
@@ -121,10 +159,11 @@ class Sandbox:
     """Runs the harness (see harness.py) on one job under the configured isolation level."""
 
     def __init__(self, limits: ExecutionLimits, isolation: str = "auto", python: str | None = None,
-                 hide: Sequence[str | Path] = ()) -> None:
+                 hide: Sequence[str | Path] = (), cgroup_root: str | Path | None = DEFAULT_ROOT) -> None:
         """`hide`: folders programs must not read at the namespace level (the datasets, the run
         outputs, the response cache): a program could look its answers up there, or read other
-        runs' programs."""
+        runs' programs. `cgroup_root`: where cgroups are mounted (None: no cgroups, the
+        per-process rlimits only)."""
         if isolation not in LEVELS:
             raise SeidrError(f"execution.isolation must be one of {', '.join(LEVELS)}, not {isolation!r}")
         self.limits = limits
@@ -140,6 +179,20 @@ class Sandbox:
         log.info("sandbox isolation: %s%s; programs run with %s", isolation,
                  f" (a free unprivileged uid of {UID_BASE}..{UID_BASE + UID_COUNT - 1} per run)"
                  if self.drop_privileges else "", self.python)
+        self.quota = isolation == "namespace" and bwrap_has_size()
+        if isolation == "namespace" and not self.quota:
+            log.warning("this bubblewrap cannot size a tmpfs (--size needs bubblewrap 0.7): the working "
+                        "directory has no disk quota, only max_file_bytes per file")
+        self.cgroups, why = cgroup_layout(Path(cgroup_root)) if cgroup_root is not None else (None, "switched off")
+        if self.cgroups is not None:
+            log.info("sandbox limits per program (%s): %d MB of memory without swap, %d processes, a lower CPU "
+                     "weight, all killed at the end; open files: %d per process, %d per program",
+                     self.cgroups.describe(), limits.memory_mb, limits.max_processes, limits.open_files,
+                     limits.open_files * limits.max_processes)
+        else:
+            log.warning("sandbox limits per process only (no cgroup: %s): %d MB of address space per process, "
+                        "%d processes per run user, %d open files per process", why, limits.memory_mb,
+                        limits.max_processes, limits.open_files)
 
     def _interpreter(self, configured: str | None) -> tuple[str, list[Path]]:
         """The interpreter the harness runs with, and the folders under hidden paths that must
@@ -189,17 +242,28 @@ class Sandbox:
                 os.close(handle)
                 continue
             try:
-                await _sweep(uid)  # whatever a crashed earlier holder of this uid left running
+                # whatever a crashed earlier holder of this uid left running, or left in /tmp
+                await _sweep(uid)
+                if self.isolation == "process":
+                    await asyncio.to_thread(remove_files_of, uid)
                 yield uid
+                if self.isolation == "process":  # by now no process of the uid is left to make more
+                    await asyncio.to_thread(remove_files_of, uid)
             finally:
                 os.close(handle)  # releases the lock
             return
         raise SeidrError(f"all {UID_COUNT} run users (uids {UID_BASE}..) are busy; lower execution.workers")
 
-    def _command(self, workdir: Path, settings: dict[str, Any]) -> list[str]:
+    def _command(self, workdir: Path, settings: dict[str, Any], files: Sequence[str] = (),
+                 keep: str | None = None, cgroup: RunCgroup | None = None) -> list[str]:
+        """The sandbox's command line: ENTER (open files, the run's cgroup), then the harness,
+        at the namespace level inside bubblewrap. `files`: names in `workdir` the job reads;
+        `keep`: the name of a file the job writes that must outlive the sandbox."""
+        joins = [str(path) for path in cgroup.procs_files] if cgroup else []
+        enter = ["/bin/sh", "-c", ENTER, "sh", str(self.limits.open_files), *joins, "--"]
         harness = [self.python, "-I", "-B", "-c", HARNESS_SOURCE, json.dumps(settings)]
         if self.isolation != "namespace":
-            return harness
+            return [*enter, *harness]
         mounts = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
         for root in self.hidden:
             mounts += ["--tmpfs", str(root)]
@@ -209,9 +273,20 @@ class Sandbox:
                 if parent.is_relative_to(root) and parent != root:
                     mounts += ["--perms", "0755", "--dir", str(parent)]
             mounts += ["--ro-bind", str(folder), str(folder)]
-        mounts += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+        if self.quota:
+            # the working directory is a tmpfs of its own size, writable by the run user (the only
+            # user in here besides root); the job's files are bound into it read-only, and the
+            # file to keep is a host file bound in (the tmpfs dies with the sandbox)
+            mounts += ["--perms", "0777", "--size", str(self.limits.disk_mb * 1024 * 1024), "--tmpfs", str(workdir)]
+            for name in files:
+                mounts += ["--ro-bind", str(workdir / name), str(workdir / name)]
+            if keep:
+                mounts += ["--bind", str(workdir / keep), str(workdir / keep)]
+        else:
+            mounts += ["--bind", str(workdir), str(workdir)]
+        mounts += ["--chdir", str(workdir)]
         caps = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if self.drop_privileges else []
-        return ["bwrap", *_namespace_flags(), *mounts, *caps, "--", *harness]
+        return [*enter, "bwrap", *_namespace_flags(), *mounts, *caps, "--", *harness]
 
     async def run(self, job: dict[str, Any], files: dict[str, Path] | None = None,
                   keep: str | None = None) -> tuple[dict[int, dict[str, Any]], Path | None]:
@@ -238,54 +313,91 @@ class Sandbox:
                 shutil.copy2(source, workdir / name)
                 if uid is not None:
                     os.chown(workdir / name, uid, uid)
+            if keep and self.quota:  # bound into the sandbox's tmpfs, so it must exist first
+                os.close(os.open(workdir / keep, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                if uid is not None:
+                    os.chown(workdir / keep, uid, uid)
+            cgroup = self._cgroup(job)
             settings = {
                 "memory_mb": limits.memory_mb, "max_file_bytes": limits.max_file_bytes,
-                "max_processes": limits.max_processes, "total_cpu_s": max(1, int(limits.total_timeout_s)),
+                # with a cgroup, pids.max is the program's limit (the sandbox's own processes
+                # included); RLIMIT_NPROC, per run user, stays behind it as a backstop
+                "max_processes": limits.max_processes * (2 if cgroup else 1),
+                "total_cpu_s": max(1, int(limits.total_timeout_s)),
                 "test_cpu_s": limits.test_cpu_s, "test_timeout_s": limits.test_timeout_s,
                 "max_output_bytes": limits.max_output_bytes, "compile_timeout_s": limits.compile_timeout_s,
                 "compile_memory_mb": limits.compile_memory_mb, "uid": uid,
             }
-            command = self._command(workdir, settings)
             try:
-                process = await asyncio.create_subprocess_exec(
-                    *command, cwd=workdir, env=clean_env(workdir),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                    # a result line holds at most max_output_bytes of output, each byte at most six
-                    # characters once JSON-escaped (\u0001), plus bounded error text
-                    start_new_session=True, limit=limits.max_output_bytes * 6 + 262144,
-                )
-            except OSError as error:
-                raise SandboxBroken(f"cannot start {command[0]}: {error.strerror or error}", retryable=False) from None
-            assert process.stderr
-            stderr = asyncio.create_task(_tail(process.stderr))
-            budget = limits.total_timeout_s + (limits.compile_timeout_s if job.get("compile") else 0)
-            timed_out = False
-            started: list[bool] = []
-            try:
-                await asyncio.wait_for(_talk(process, job, results, started), budget)
-            except asyncio.TimeoutError:
-                timed_out = True
-            except (ConnectionError, asyncio.LimitOverrunError, ValueError):
-                pass  # the sandbox broke off: what did not report is judged by the caller
+                await self._run_in(job, workdir, settings, list(files or ()), keep, uid, cgroup, results)
+                if cgroup is not None and await asyncio.to_thread(cgroup.oom_kills):
+                    _blame_memory(results, limits.memory_mb)
             finally:
-                await _kill_everything(process, uid)
-                errors = await stderr
-            if not started:
-                what = f"did not answer within {budget:g} s" if timed_out else \
-                    f"exited with status {process.returncode} before running the program"
-                raise SandboxBroken(self._describe(f"the sandbox {what}", errors))
-            if started[0] is not True:
-                raise SandboxBroken(self._describe(str(started[0]), errors), retryable=False)
-            if timed_out:
-                for index in range(len(job["tests"])):
-                    results.setdefault(index, {"status": "timeout",
-                                               "error": f"the program ran out of its {budget:g} s in all"})
-            if keep and (workdir / keep).is_file():
-                handle, name = tempfile.mkstemp(prefix="seidr-kept-")
-                os.close(handle)
-                shutil.copy2(workdir / keep, name)
-                kept = Path(name)
+                if cgroup is not None:
+                    try:
+                        await cgroup.close()
+                    except asyncio.CancelledError:
+                        cgroup.close_now()  # cancelled again while cleaning up: still leave nothing
+                        raise
+            if keep:
+                kept = await asyncio.to_thread(_copy_kept, workdir / keep, limits.max_file_bytes)
         return results, kept
+
+    def _cgroup(self, job: dict[str, Any]) -> RunCgroup | None:
+        """This run's cgroup, or None (no cgroups here, or this one could not be made: then the
+        rlimits hold alone, as without cgroups)."""
+        if self.cgroups is None:
+            return None
+        # a compile needs the compiler's memory; the binary's runs get memory_mb in their own sandbox
+        memory_mb = max(self.limits.memory_mb, self.limits.compile_memory_mb if job.get("compile") else 0)
+        try:
+            # on the event loop (a few small writes): made in a thread, a cgroup whose run was
+            # cancelled meanwhile would be made and never removed
+            return RunCgroup(self.cgroups, memory_mb * 1024 * 1024, self.limits.max_processes)
+        except OSError as error:
+            log.warning("cannot make a cgroup for this run (%s); per-process limits only", error.strerror or error)
+            return None
+
+    async def _run_in(self, job: dict[str, Any], workdir: Path, settings: dict[str, Any], files: list[str],
+                      keep: str | None, uid: int | None, cgroup: RunCgroup | None,
+                      results: dict[int, dict[str, Any]]) -> None:
+        """Start the sandbox, talk to it, and make sure nothing of it is left running."""
+        limits = self.limits
+        command = self._command(workdir, settings, files, keep, cgroup)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command, cwd=workdir, env=clean_env(workdir),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                # a result line holds at most max_output_bytes of output, each byte at most six
+                # characters once JSON-escaped (\u0001), plus bounded error text
+                start_new_session=True, limit=limits.max_output_bytes * 6 + 262144,
+            )
+        except OSError as error:
+            raise SandboxBroken(f"cannot start {command[0]}: {error.strerror or error}", retryable=False) from None
+        assert process.stderr
+        stderr = asyncio.create_task(_tail(process.stderr))
+        budget = limits.total_timeout_s + (limits.compile_timeout_s if job.get("compile") else 0)
+        timed_out = False
+        started: list[Any] = []
+        try:
+            await asyncio.wait_for(_talk(process, job, results, started), budget)
+        except asyncio.TimeoutError:
+            timed_out = True
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass  # the sandbox broke off: what did not report is judged by the caller
+        finally:
+            await _kill_everything(process, uid, cgroup)
+            errors = await stderr
+        if not started:
+            what = f"did not answer within {budget:g} s" if timed_out else \
+                f"exited with status {process.returncode} before running the program"
+            raise SandboxBroken(self._describe(f"the sandbox {what}", errors))
+        if started[0] is not True:
+            raise SandboxBroken(self._describe(str(started[0]), errors), retryable=False)
+        if timed_out:
+            for index in range(len(job["tests"])):
+                results.setdefault(index, {"status": "timeout",
+                                           "error": f"the program ran out of its {budget:g} s in all"})
 
     def _describe(self, what: str, errors: str) -> str:
         said = " ".join(errors.split())[-400:]
@@ -345,24 +457,180 @@ async def _private_dir(uid: int | None) -> AsyncIterator[Path]:
         os.chmod(path, stat.S_IRWXU)
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        # off the event loop: at the process level a program may have filled it
+        await asyncio.to_thread(shutil.rmtree, path, True)
 
 
-async def _kill_everything(process: asyncio.subprocess.Process, uid: int | None) -> None:
-    """Kill the run's process group and, with a uid of its own, every process of that uid."""
+async def _kill_everything(process: asyncio.subprocess.Process, uid: int | None,
+                           cgroup: RunCgroup | None = None) -> None:
+    """Kill the run's process group, its cgroup (everything it started, however detached) and,
+    with a uid of its own, every process of that uid."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if cgroup is not None:
+        await cgroup.kill()
     if uid is not None:
-        await _sweep(uid)
+        await _sweep(uid, atomic=cgroup is None)
     await process.wait()
 
 
-async def _sweep(uid: int) -> None:
-    """kill(-1) from a process running as `uid` reaches every process of that uid and nothing
-    else: the escaped daemons too. /bin/kill is tiny to start."""
+async def _sweep(uid: int, atomic: bool = True, rounds: int = 100) -> None:
+    """Kill every process of `uid` until none is left.
+
+    Two ways, each covering the other's gap: kill(-1) from a process running as `uid` reaches
+    every process of that uid at once (none can fork past it), but a daemon of that uid could
+    kill the sweeper first; seidr's own scan of /proc cannot be stopped by the uid, but a
+    process that forks a successor and exits, again and again, can stay ahead of it. Done when
+    a kill(-1) ran to its end and a scan after it finds nothing alive. `atomic=False`: the scan
+    alone (a run whose cgroup was killed at once already)."""
+    for _ in range(rounds):
+        swept = await _kill_all_as(uid) if atomic else True
+        if not await asyncio.to_thread(_kill_processes_of, uid) and swept:
+            return
+        await asyncio.sleep(0.001)
+    log.warning("processes of run user %d kept appearing after %d rounds of kills", uid, rounds)
+
+
+async def _kill_all_as(uid: int) -> bool:
+    """kill(-1) as `uid` (/bin/kill is tiny to start); whether it ran to its end (exit status
+    0, or 1 when there was nothing to kill), not killed first."""
     sweeper = await asyncio.create_subprocess_exec(
         "kill", "-KILL", "-1", user=uid, group=uid, extra_groups=[], env={"PATH": CLEAN_PATH},
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    await sweeper.wait()
+    return await sweeper.wait() in (0, 1)
+
+
+def _kill_processes_of(uid: int) -> int:
+    """SIGKILL every live process with `uid` as any of its user ids; how many there were."""
+    found = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or not _runs_as(entry.name, uid):
+            continue
+        try:
+            handle = os.pidfd_open(int(entry.name))
+        except OSError:
+            continue
+        try:
+            # the pidfd holds this very process: checked again, it cannot be a reused pid
+            if _runs_as(entry.name, uid):
+                signal.pidfd_send_signal(handle, signal.SIGKILL)
+                found += 1
+        except OSError:
+            pass
+        finally:
+            os.close(handle)
+    return found
+
+
+def _runs_as(pid: str, uid: int) -> bool:
+    """Whether process `pid` is alive (not a zombie) with `uid` as its real, effective, saved or
+    file-system uid. /proc/<pid>/status, not the owner of /proc/<pid>: a process that made itself
+    undumpable shows root as that owner."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            status = handle.read(4096)
+    except OSError:
+        return False
+    fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
+    state = fields.get(b"State", b"").split()
+    if not state or state[0] in (b"Z", b"X"):
+        return False
+    return str(uid).encode() in fields.get(b"Uid", b"").split()
+
+
+def remove_files_of(uid: int, folders: Sequence[str] = TMP_LIKE) -> None:
+    """Remove what `uid` owns in `folders` (and in world-writable folders inside them): files a
+    run left behind at the process level, which a later program of that uid could read. Never
+    follows a link: every step is relative to an open folder, and rmtree does not follow links."""
+    for folder in folders:
+        try:
+            handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            _remove_owned(handle, uid, depth=8)
+        finally:
+            os.close(handle)
+
+
+def _remove_owned(folder: int, uid: int, depth: int) -> None:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        try:
+            info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            if info.st_uid == uid:
+                if stat.S_ISDIR(info.st_mode):
+                    shutil.rmtree(name, ignore_errors=True, dir_fd=folder)
+                else:
+                    os.unlink(name, dir_fd=folder)
+            elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IWOTH and depth > 0:
+                # another user's folder the run user could write into (/tmp/.X11-unix and the like)
+                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+                try:
+                    _remove_owned(inner, uid, depth - 1)
+                finally:
+                    os.close(inner)
+        except OSError:
+            continue
+
+
+def copy_out(source: Path, target: Path, max_bytes: int, mode: int = 0o600) -> bool:
+    """Copy `source`, in a folder a program could write, to `target` when it is a plain file of
+    1 to `max_bytes` bytes: never through a link, never opening a FIFO or device for real (which
+    could block forever, or read the kernel's log as root). Written to a partial file first, so
+    `target` is whole or absent. Blocking file work: call it off the event loop."""
+    try:
+        handle = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    partial = target.with_name(target.name + ".part")
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= max_bytes:
+            return False
+        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        try:
+            remaining = max_bytes + 1  # one byte more than allowed: a file that grew since fstat
+            while chunk := os.read(handle, min(1 << 20, remaining)):
+                remaining -= len(chunk)
+                if remaining <= 0:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view):]
+        finally:
+            os.close(out)
+        if remaining <= 0:
+            partial.unlink(missing_ok=True)
+            return False
+        os.replace(partial, target)
+        return True
+    except OSError:
+        partial.unlink(missing_ok=True)
+        return False
+    finally:
+        os.close(handle)
+
+
+def _copy_kept(source: Path, max_bytes: int) -> Path | None:
+    """A copy of the file a job was asked to keep, in a fresh file of seidr's (see copy_out)."""
+    handle, name = tempfile.mkstemp(prefix="seidr-kept-")
+    os.close(handle)
+    if copy_out(source, Path(name), max_bytes):
+        return Path(name)
+    os.unlink(name)
+    return None
+
+
+def _blame_memory(results: dict[int, dict[str, Any]], memory_mb: int) -> None:
+    """The kernel killed a process of the run for the cgroup's memory limit: the tests whose
+    process died of SIGKILL ran out of memory, and the verdict says so."""
+    for result in results.values():
+        if result.get("status") in ("crash", "exception") and "SIGKILL" in str(result.get("error", "")):
+            result.update(status="memory", error=f"ran out of memory (the program's processes together may use "
+                                                  f"{memory_mb} MB)")
