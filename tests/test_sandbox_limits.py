@@ -294,6 +294,19 @@ def answer_reader(targets: list[str]) -> str:
             "    except OSError as e:\n        print(type(e).__name__)\n" % targets)
 
 
+def plant_answers(base: Path) -> dict[str, Path]:
+    """data, outputs and cache folders under `base`, each holding an answer.txt any user may read
+    (so only the sandbox can keep a program from it)."""
+    folders = {name: base / name for name in ("data", "outputs", "cache")}
+    for folder in folders.values():
+        folder.mkdir()
+        (folder / "answer.txt").write_text("the answer")
+        folder.chmod(0o755)
+        (folder / "answer.txt").chmod(0o644)
+    base.chmod(0o755)
+    return folders
+
+
 @pytest.mark.skipif(not bwrap_works() and not os.environ.get("CI"), reason="bubblewrap does not work here")
 def test_at_the_namespace_level_no_answer_folder_is_readable(monkeypatch):
     """The data folder (here DATA_PATH), the repository, the outputs and the response cache, all
@@ -305,13 +318,7 @@ def test_at_the_namespace_level_no_answer_folder_is_readable(monkeypatch):
 
     base = Path(tempfile.mkdtemp(prefix="seidr-test-answers-", dir="/var/tmp"))
     try:
-        folders = {name: base / name for name in ("data", "outputs", "cache")}
-        for folder in folders.values():
-            folder.mkdir()
-            (folder / "answer.txt").write_text("the answer")
-            folder.chmod(0o755)
-            (folder / "answer.txt").chmod(0o644)
-        base.chmod(0o755)
+        folders = plant_answers(base)
         monkeypatch.setenv("DATA_PATH", str(folders["data"]))
         register_resolvers()
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

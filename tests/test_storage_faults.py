@@ -33,7 +33,10 @@ def start(server: OpenAIServer, run_dir: Path, cache_dir: Path, data_dir: Path, 
     args = [sys.executable, str(REPO_ROOT / "main.py"), *ARGS, f"model.base_url={server.base_url}",
             f"hydra.run.dir={run_dir}", f"model.cache_dir={cache_dir}", f"paths.data_dir={data_dir}", *extra]
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+    # Ctrl-C as a user's terminal sends it: a job started in the background by a shell without job
+    # control inherits SIGINT ignored, and these tests must not depend on how pytest was started
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
