@@ -140,14 +140,10 @@ def bwrap_has_size() -> bool:
     return "--size" in shown.stdout
 
 
-_layouts: dict[Path, tuple[Layout | None, str]] = {}
-
-
+@functools.cache
 def cgroup_layout(root: Path) -> tuple[Layout | None, str]:
     """Where run cgroups go under `root` (found once per root), or None and why not."""
-    if root not in _layouts:
-        _layouts[root] = find_layout(root) if os.geteuid() == 0 else (None, "seidr does not run as root")
-    return _layouts[root]
+    return find_layout(root) if os.geteuid() == 0 else (None, "seidr does not run as root")
 
 
 def _namespace_flags() -> list[str]:
