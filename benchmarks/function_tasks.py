@@ -4,10 +4,14 @@ gets an interpreter of its own (the tests run in the supervisor, outside the pro
 this is mostly one interpreter start per program.
 
     python -m benchmarks.function_tasks
-"""
+    python -m benchmarks.function_tasks --language cpp --passes 1   # HumanEval-X CPP/0-39: compiles, mostly
+
+For C++ each pass has a fresh binary cache, so it pays every compile: seidr's checker and the
+server's object once per problem, and the program linked with the server."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gzip
 import json
@@ -21,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seidr.data.humaneval import HumanEvalDataset  # noqa: E402
 from seidr.execution.base import ExecutionLimits  # noqa: E402
+from seidr.execution.cpp import CppExecutor  # noqa: E402
 from seidr.execution.python import PythonExecutor  # noqa: E402
 from seidr.execution.sandbox import Sandbox, bwrap_works  # noqa: E402
 from tests.conftest import find_data_dir  # noqa: E402
@@ -29,7 +34,7 @@ PROBLEMS = 40
 PASSES = 3
 
 
-async def one_pass(executor: PythonExecutor, jobs: list) -> tuple[float, int, int]:
+async def one_pass(executor: PythonExecutor | CppExecutor, jobs: list) -> tuple[float, int, int]:
     started, tests, passed = time.perf_counter(), 0, 0
     for problem, code in jobs:
         cases = list(problem.valid) + list(problem.test)
@@ -40,20 +45,34 @@ async def one_pass(executor: PythonExecutor, jobs: list) -> tuple[float, int, in
     return time.perf_counter() - started, tests, passed
 
 
-def main() -> None:
-    logging.getLogger("seidr").setLevel(logging.ERROR)
-    path = (find_data_dir() or Path("data")) / "humaneval" / "HumanEval.jsonl.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
+def jobs_for(language: str) -> list:
+    """(problem, canonical program) for the first PROBLEMS problems, every test held out or not."""
+    folder = find_data_dir() or Path("data")
+    path = folder / "humaneval" / "HumanEval.jsonl.gz"
+    records_path = path if language == "python" else folder / "humaneval" / "humaneval_cpp.jsonl.gz"
+    with gzip.open(records_path, "rt", encoding="utf-8") as lines:
         records = [json.loads(line) for line in lines][:PROBLEMS]
-    dataset = HumanEvalDataset(path)
-    jobs = [(dataset.load(r["task_id"], seed=0, valid_examples=1000, test_examples=1000, prompt_examples=1),
+    dataset = HumanEvalDataset(path) if language == "python" else \
+        HumanEvalDataset(path, language="cpp", cpp_path=records_path)
+    return [(dataset.load(r["task_id"], seed=0, valid_examples=1000, test_examples=1000, prompt_examples=1),
              r["prompt"] + r["canonical_solution"]) for r in records]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--language", choices=["python", "cpp"], default="python")
+    parser.add_argument("--passes", type=int, default=PASSES, help="passes per level (the median is printed)")
+    args = parser.parse_args()
+    logging.getLogger("seidr").setLevel(logging.ERROR)
+    jobs = jobs_for(args.language)
     for isolation in ["process"] + (["namespace"] if bwrap_works() else []):
-        executor = PythonExecutor(Sandbox(ExecutionLimits(), isolation=isolation))
-        runs = [asyncio.run(one_pass(executor, jobs)) for _ in range(PASSES)]
+        def executor() -> PythonExecutor | CppExecutor:
+            sandbox = Sandbox(ExecutionLimits(), isolation=isolation)
+            return PythonExecutor(sandbox) if args.language == "python" else CppExecutor(sandbox)
+        runs = [asyncio.run(one_pass(executor(), jobs)) for _ in range(args.passes)]
         seconds = statistics.median(r[0] for r in runs)
-        print(f"{isolation:9} {PROBLEMS} programs, {runs[0][1]} tests ({runs[0][2]} passed): median {seconds:.2f} s, "
-              f"{1000 * seconds / PROBLEMS:.0f} ms per program")
+        print(f"{args.language} {isolation:9} {PROBLEMS} programs, {runs[0][1]} tests ({runs[0][2]} passed): "
+              f"median {seconds:.2f} s, {1000 * seconds / PROBLEMS:.0f} ms per program")
 
 
 if __name__ == "__main__":

@@ -69,10 +69,15 @@ def test_one_compile_per_source_with_all_its_tests(cpp):
     runs = [job for job in jobs if "compile" not in job]
     # compiling is a sandbox run of its own, in which no program code runs (run: False)
     assert all(job["run"] is False for job in compiles)
-    # GOOD compiled once for both calls; the function task compiled as two units: program and test driver
-    assert len(compiles) == 3
+    # GOOD compiled once for both calls; the function task three times: seidr's checker, the
+    # server's object, and the program linked with it
+    assert len(compiles) == 4
     assert [len(job["tests"]) for job in runs] == [3, 1, 4]
     assert [bool(job.get("report")) for job in runs] == [False, False, True]  # function tests report to seidr
+    # another program with the same declarations shares the checker and the server's object
+    outcomes = asyncio.run(cpp.run("int twice(int n) { return n + n; }\n", tests, "function"))
+    assert [o.status for o in outcomes] == ["pass"] * 4
+    assert len([job for job in jobs if "compile" in job]) == 5
 
 
 def test_crashes_timeouts_and_floods_are_verdicts(cpp):
@@ -127,3 +132,58 @@ def test_float_tolerance_is_off_by_default_and_on_when_asked():
     assert run(tolerant, code, third)[0].status == "pass"
     too_strict = CppExecutor(Sandbox(LIMITS, isolation="process"), float_tolerance=1e-6)  # off by 3.3e-6
     assert run(too_strict, code, third)[0].status == "wrong"
+
+
+# ---- function tasks: values cross between seidr's checker and the program's process whole ----
+
+VALUES_HEADER = ("#include <cassert>\n#include <cmath>\n#include <map>\n#include <string>\n#include <vector>\n"
+                 "#include <boost/any.hpp>\nusing namespace std;\n")
+VALUES_TESTS = [Example(VALUES_HEADER + f"int main() {{\n{body}\n}}\n") for body in (
+    # a parameter by reference to non-const comes back changed
+    "    vector<int> v = {3, 1, 2};\n    sort_in_place(v);\n    assert(v == vector<int>({1, 2, 3}));",
+    # floats arrive bit for bit, and NaN stays NaN
+    "    assert(third(1.0f) == 1.0f / 3.0f && third(1e-40f) == 1e-40f / 3.0f);\n    assert(std::isnan(third(NAN)));",
+    # strings with NUL bytes, newlines and spaces
+    '    assert(echo(string("a\\0b\\n c ", 7)) == string("a\\0b\\n c ", 7) && echo("") == "");',
+    # nested containers and maps
+    '    auto t = table("k", 3);\n    assert(t.size() == 1 && t.at("k") == vector<double>({0.5, 1.5, 2.5}));',
+    # boost::any (HumanEval-X's CPP/22 and CPP/137), empty ones included
+    "    list<boost::any> in = {1, boost::any(), string(\"x\"), 2.5, 'c'};\n"
+    "    assert(boost::any_cast<string>(kinds(in)) == \"i e s d c\");",
+)]
+VALUES = """#include <algorithm>
+#include <list>
+#include <map>
+#include <string>
+#include <vector>
+#include <boost/any.hpp>
+using namespace std;
+void sort_in_place(vector<int> &v) { sort(v.begin(), v.end()); }
+float third(float x) { return x / 3.0f; }
+string echo(string s) { return s; }
+map<string, vector<double>> table(string key, long long n) {
+    map<string, vector<double>> out;
+    for (long long i = 0; i < n; i++) out[key].push_back(i + 0.5);
+    return out;
+}
+boost::any kinds(list<boost::any> values) {
+    string seen;
+    for (auto &v : values) {
+        if (!seen.empty()) seen += " ";
+        seen += v.empty() ? "e" : v.type() == typeid(int) ? "i" : v.type() == typeid(string) ? "s"
+              : v.type() == typeid(double) ? "d" : v.type() == typeid(char) ? "c" : "?";
+    }
+    return seen;
+}
+"""
+
+
+def test_values_cross_between_the_checker_and_the_program_whole(cpp):
+    """The tests' code runs in seidr's checker, the program in its own process: arguments and
+    returned values travel as data, and must arrive exactly (see cpp_protocol.py)."""
+    outcomes = asyncio.run(cpp.run(VALUES, VALUES_TESTS, "function"))
+    assert [o.status for o in outcomes] == ["pass"] * len(VALUES_TESTS), [o.error for o in outcomes]
+    wrong = (VALUES.replace("sort(v.begin(), v.end());", "").replace("x / 3.0f", "x / 3.0f + 1e-9f")
+             .replace("return s;", "return s.c_str();").replace("i + 0.5", "i + 0.25").replace('"c"', '"?"'))
+    outcomes = asyncio.run(cpp.run(wrong, VALUES_TESTS, "function"))
+    assert [o.status for o in outcomes] == ["wrong"] * len(VALUES_TESTS), [o.error for o in outcomes]

@@ -14,7 +14,8 @@ from seidr.app import load_problem, run_problem
 from seidr.data.humaneval import HumanEvalDataset, cpp_assert_tests, cpp_entry_point, split_tests
 from seidr.errors import SeidrError
 from seidr.execution.base import ExecutionLimits, TestOutcome
-from seidr.execution.cpp import CppExecutor, mask, split_test, statements
+from seidr.execution.cpp import CppExecutor
+from seidr.execution.cpp_scan import mask, split_test, statements
 from seidr.execution.harness import NOT_RUN
 from seidr.execution.sandbox import Sandbox
 from seidr.problem import Example, Problem
@@ -44,7 +45,8 @@ def executor() -> CppExecutor:
 
 def run(executor: CppExecutor, problem: Problem, code: str, tests=None) -> list[TestOutcome]:
     """Score code the way the app does: the problem's preamble first."""
-    return asyncio.run(executor.run(problem.preamble + code, tests or problem.valid, "function"))
+    return asyncio.run(executor.run(problem.preamble + code, tests or problem.valid, "function",
+                                    entry_point=problem.entry_point, signature=problem.signature))
 
 
 def canonical(dataset: HumanEvalDataset, name: str) -> str:
@@ -191,8 +193,9 @@ def test_all_164_canonical_solutions_pass_and_defaulted_ones_fail(dataset, execu
     async def check(name: str, slots: asyncio.Semaphore) -> str | None:
         problem = dataset.load(name, seed=0)
         async with slots:
-            right = await executor.run(problem.preamble + canonical(dataset, name), problem.valid, "function")
-            wrong = await executor.run(problem.preamble + defaulted(dataset, name), problem.valid, "function")
+            judged = {"entry_point": problem.entry_point, "signature": problem.signature}
+            right = await executor.run(problem.preamble + canonical(dataset, name), problem.valid, "function", **judged)
+            wrong = await executor.run(problem.preamble + defaulted(dataset, name), problem.valid, "function", **judged)
         if not all(o.passed for o in right):
             return f"{name}: canonical fails: {next(o for o in right if not o.passed)}"
         if all(o.passed for o in wrong):

@@ -175,7 +175,7 @@ def broken_link_compiler(folder: Path) -> Path:
     script = folder / "g++"
     script.write_text(f"""#!/bin/sh
 for arg in "$@"; do
-  if [ "$arg" = "-c" ]; then exec {real} -x c++ -c -o driver.o /dev/null; fi
+  if [ "$arg" = "-c" ]; then exec {real} -x c++ -c -o server.o /dev/null; fi
 done
 exec {real} "$@"
 """)
@@ -188,8 +188,8 @@ PROTOCOL_BREAKS = {
     "the harness hands the test no secret": (
         "seidr.execution.sandbox.HARNESS_SOURCE", 'os.write(write_end, (secret + "\\n").encode())',
         'os.write(write_end, b"")'),
-    "the driver's asserts never fail": (
-        "seidr.execution.cpp._DRIVER_RUNTIME", "#define assert(...) ((__VA_ARGS__) ? (void)0 :",
+    "the checker's asserts never fail": (
+        "seidr.execution.cpp_protocol.ASSERT_MACRO", "#define assert(...) ((__VA_ARGS__) ? (void)0 :",
         "#define assert(...) (true ? (void)0 :"),
 }
 

@@ -11,6 +11,8 @@ import os
 import secrets
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 
 from seidr.execution import sandbox
 from seidr.execution.base import ExecutionLimits
-from seidr.execution.cgroup import DEFAULT_ROOT
+from seidr.execution.cgroup import DEFAULT_ROOT, PREFIX, Owner, RunCgroup, remove_stale
 from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox, bwrap_works, cgroup_layout
 from seidr.problem import Example
@@ -210,6 +212,33 @@ def _holding(name: str) -> list[int]:
     return found
 
 
+# A System V shared memory segment, semaphore set and message queue: they outlive the processes
+# that made them. The program prints their ids.
+SYSV_IPC = """
+import ctypes
+libc = ctypes.CDLL(None)
+n = int(input())
+made = [libc.shmget(0, 4096, 0o600 | 0o1000), libc.semget(0, 1, 0o600 | 0o1000), libc.msgget(0, 0o600 | 0o1000)]
+print(n * 2, *made)
+"""
+
+
+@needs_root
+def test_system_v_ipc_objects_of_a_run_are_removed_after_it(isolation):
+    """The namespace level has an IPC namespace per run; the process level removes what the run
+    user made."""
+    outcomes = run(SYSV_IPC, isolation)
+    made = [int(x) for x in outcomes[0].actual.split()[1:]]
+    assert len(made) == 3 and min(made) >= 0, outcomes[0].actual  # all three were made
+    for kind, ident in zip(("shm", "sem", "msg"), made):
+        ids = {line.split()[1] for line in Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]}
+        if isolation == "process":  # at namespace the ids are the namespace's own, gone with it
+            assert str(ident) not in ids, (kind, ident)
+    owners = {line.split()[7 if kind == "shm" else 4] for kind in ("shm", "sem")
+              for line in Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]}
+    assert not {o for o in owners if sandbox.UID_BASE <= int(o) < sandbox.UID_BASE + sandbox.UID_COUNT}
+
+
 @pytest.mark.parametrize("where", ["a plain folder", "a missing folder", "a fake cgroup v2 folder"])
 def test_without_cgroups_programs_still_run_and_the_log_says_so(isolation, where, tmp_path, caplog):
     root = tmp_path if where != "a missing folder" else tmp_path / "missing"
@@ -230,6 +259,39 @@ def test_with_cgroups_the_log_says_limits_are_per_program(caplog):
         Sandbox(LIMITS, isolation="process")
     said = [r.getMessage() for r in caplog.records if "sandbox limits" in r.getMessage()]
     assert len(said) == 1 and "per program" in said[0]
+
+
+@needs_cgroups
+def test_a_killed_seidrs_run_cgroups_are_cleaned_up_by_the_next_one(tmp_path):
+    """A seidr killed with SIGKILL leaves its run cgroups, and what ran in them; the next seidr kills
+    and removes those whose owner is dead, and leaves a live owner's alone."""
+    layout = cgroup_layout(DEFAULT_ROOT)[0]
+    dead = subprocess.Popen([sys.executable, "-c", f"from seidr.execution.cgroup import Owner; from pathlib import Path; "
+                             f"print(Owner(Path({str(tmp_path)!r})).token, flush=True); import time; time.sleep(60)"],
+                            stdout=subprocess.PIPE, text=True)
+    dead_token = dead.stdout.readline().strip()
+    alive = Owner(tmp_path)
+    groups, orphans = {}, []
+    for label, token in (("dead", dead_token), ("alive", alive.token)):
+        name = f"{PREFIX}{token}-{secrets.token_hex(4)}"
+        groups[label] = [parent / name for _, parent in layout.parents]
+        for folder in groups[label]:
+            folder.mkdir()
+        orphan = subprocess.Popen(["sleep", "60"])
+        for folder in groups[label]:
+            (folder / "cgroup.procs").write_text(str(orphan.pid))
+        orphans.append(orphan)
+    dead.kill()
+    dead.wait()
+    try:
+        assert remove_stale(layout, tmp_path) == 1
+        assert orphans[0].wait(timeout=10) == -9  # what ran in the dead owner's cgroup was killed
+        assert not any(folder.exists() for folder in groups["dead"])
+        assert all(folder.exists() for folder in groups["alive"]) and orphans[1].poll() is None
+    finally:
+        RunCgroup.adopt(layout, groups["alive"][0].name).close_now()
+        for orphan in orphans:
+            orphan.kill()
 
 
 # Opens /dev/null until refused, then tries to raise its open-file limit; prints whether it got

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from seidr.data.lines import json_line, json_type, numbered_lines
 from seidr.errors import SeidrError
-from seidr.execution.cpp import mask, split_test, statements, top_level_functions
+from seidr.execution.cpp_scan import mask, split_test, statements, top_level_functions
 from seidr.problem import Example, Problem
 
 SPLITS = ("heldout", "paper")

@@ -7,12 +7,19 @@ limits seidr itself lives under bind its programs too.
 
 Two layouts: cgroup v2 (the memory and pids controllers enabled for children of seidr's own
 cgroup) and v1 (one hierarchy per controller under the root: memory and pids needed, cpu and
-freezer used when there). Without either, the sandbox keeps the per-process rlimits only."""
+freezer used when there). Without either, the sandbox keeps the per-process rlimits only.
+
+A seidr killed with SIGKILL cannot remove its run cgroups, nor kill what runs in them. Each seidr
+process holds an flock on a file of its own (`Owner`) for as long as it lives, and names its run
+cgroups after it; the next seidr that starts kills and removes the run cgroups whose owner's lock
+it can take (`remove_stale`). A cgroup whose owner it cannot see (no lock file: another machine's
+or another container's seidr sharing the hierarchy) is left alone."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
 import os
 import secrets
@@ -125,13 +132,62 @@ def _find_v1(root: Path, own: dict[str, str]) -> tuple[Layout | None, str]:
     return Layout(1, tuple(parents)), ""
 
 
+PREFIX = "seidr-run-"
+
+
+class Owner:
+    """This seidr process, as the owner of run cgroups: a token, and an flock on `<token>.lock`
+    in `folder` held for as long as the process lives (the kernel lets go when it dies)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        self.token = f"{os.getpid()}x{secrets.token_hex(4)}"
+        self.path = folder / f"{self.token}.lock"
+        self._handle = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+
+
+def remove_stale(layout: Layout, locks: Path) -> int:
+    """Kill and remove the run cgroups of seidr processes that died without cleaning up (their
+    owner's lock file in `locks` is there and not held). Returns how many were removed."""
+    names: set[str] = set()
+    for _, parent in layout.parents:
+        try:
+            names.update(p.name for p in parent.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
+        except OSError:
+            continue
+    removed = 0
+    for token in {name[len(PREFIX):].rpartition("-")[0] for name in names}:
+        lock = locks / f"{token}.lock"
+        try:
+            handle = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # an owner seidr cannot see: not its to judge
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            continue  # alive
+        try:
+            for name in sorted(n for n in names if n[len(PREFIX):].rpartition("-")[0] == token):
+                RunCgroup.adopt(layout, name).close_now()
+                removed += 1
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(handle)
+    if removed:
+        log.warning("removed %d run cgroup(s) left by a seidr that was killed, with what still ran in them", removed)
+    return removed
+
+
 class RunCgroup:
     """The cgroup (one folder per v1 controller) of one sandbox run."""
 
-    def __init__(self, layout: Layout, memory_bytes: int, pids: int) -> None:
-        """Make it and set its limits; raises OSError (and leaves nothing behind) when it cannot."""
+    def __init__(self, layout: Layout, memory_bytes: int, pids: int, owner: Owner | None = None) -> None:
+        """Make it and set its limits; raises OSError (and leaves nothing behind) when it cannot.
+        Named after its `owner`, so that a later seidr can clean up if this one is killed."""
         self.layout = layout
-        name = f"seidr-run-{os.getpid()}-{secrets.token_hex(4)}"
+        name = f"{PREFIX}{owner.token if owner else os.getpid()}-{secrets.token_hex(4)}"
         self.folders = {controller: parent / name for controller, parent in layout.parents}
         try:
             for folder in self.folders.values():
@@ -143,6 +199,15 @@ class RunCgroup:
         except OSError:
             self.remove()
             raise
+
+    @classmethod
+    def adopt(cls, layout: Layout, name: str) -> RunCgroup:
+        """An existing run cgroup, to kill what is in it and remove it."""
+        cgroup = cls.__new__(cls)
+        cgroup.layout = layout
+        cgroup.folders = {controller: parent / name for controller, parent in layout.parents
+                          if (parent / name).is_dir()}
+        return cgroup
 
     @staticmethod
     def _set_v2(folder: Path, memory_bytes: int, pids: int) -> None:

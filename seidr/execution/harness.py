@@ -243,31 +243,47 @@ def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, 
     limits around the spawn and the child inherits them; the CPU limit is this process's usage
     plus the child's share, since a fresh child counts from zero."""
     out_path, err_path = "stdout.txt", "stderr.txt"
+    # the child's files are opened here and handed over as descriptors: a path the program's
+    # leftovers replaced with a FIFO would block the spawn (and this process) for good
+    handles = []
+    try:
+        handles.append(high(os.open(stdin_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)))
+        if not stat.S_ISREG(os.fstat(handles[0]).st_mode) and stdin_path != os.devnull:
+            raise OSError(errno.EINVAL, "the test's input is not a plain file")
+        for path in (out_path, err_path):  # whatever an earlier test left under these names goes
+            handles.append(fresh_file(path))
+    except OSError as error:
+        for handle in handles:
+            os.close(handle)
+        return "exit", 1, "", f"the test's files could not be set up: {error.strerror or error}"
     usage = resource.getrusage(resource.RUSAGE_SELF)
     spent = int(usage.ru_utime + usage.ru_stime) + 1
     saved = {which: resource.getrlimit(which) for which in (resource.RLIMIT_CPU, resource.RLIMIT_FSIZE,
                                                             resource.RLIMIT_AS)}
     wanted = {resource.RLIMIT_CPU: spent + cpu_s, resource.RLIMIT_FSIZE: output_cap,
               resource.RLIMIT_AS: memory_mb * 1024 * 1024}
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-    for path in (out_path, err_path):  # whatever an earlier test left under these names
-        remove(path)
     try:
         for which, value in wanted.items():
             resource.setrlimit(which, (min(value, saved[which][1]), saved[which][1]))
         pid = os.posix_spawn(argv[0], argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
-                             file_actions=[(os.POSIX_SPAWN_OPEN, 0, stdin_path, os.O_RDONLY, 0),
-                                           (os.POSIX_SPAWN_OPEN, 1, out_path, flags, 0o600),
-                                           (os.POSIX_SPAWN_OPEN, 2, err_path, flags, 0o600), *extra_actions],
+                             file_actions=[*((os.POSIX_SPAWN_DUP2, handle, fd) for fd, handle in enumerate(handles)),
+                                           *extra_actions],
                              setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE))
+    except BaseException:
+        for handle in handles:
+            os.close(handle)
+        raise
     finally:
         for which, (soft, hard) in saved.items():
             resource.setrlimit(which, (soft, hard))
+    os.close(handles[0])
     if spawned is not None:
         spawned.append(pid)
     status = wait_with_timeout(pid, wall_s)
-    stdout = read_text(out_path, output_cap)
-    stderr = read_text(err_path, 16384)
+    stdout = read_back(handles[1], output_cap)
+    stderr = read_back(handles[2], 16384)
+    os.close(handles[1])
+    os.close(handles[2])
     if status is None:
         return "timeout", None, stdout, stderr
     if os.WIFSIGNALED(status):
@@ -275,6 +291,32 @@ def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, 
         verdict = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(number, "crash")
         return verdict, number, stdout, stderr
     return ("ok" if os.WEXITSTATUS(status) == 0 else "exit"), os.WEXITSTATUS(status), stdout, stderr
+
+
+def high(handle):
+    """`handle` moved to 10 or above: a spawn's file actions set descriptors 0-4 one after another,
+    and one that is already at such a number would be overwritten before it is handed over."""
+    moved = fcntl.fcntl(handle, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(handle)
+    return moved
+
+
+def fresh_file(path):
+    """A new, empty plain file at `path` (whatever was there removed), open for writing and for
+    reading back by `read_back`: never by its path again, which the program may have replaced."""
+    remove(path)
+    return high(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+
+def read_back(handle, cap):
+    """At most `cap` bytes from the start of a file opened by fresh_file, as text."""
+    data = b""
+    try:
+        while len(data) < cap and (chunk := os.pread(handle, cap - len(data), len(data))):
+            data += chunk
+    except OSError:
+        pass
+    return data.decode("utf-8", errors="replace")
 
 
 def wait_with_timeout(pid, wall_s):
@@ -297,26 +339,6 @@ def wait_with_timeout(pid, wall_s):
     return status
 
 
-def read_text(path, cap):
-    """At most `cap` bytes of a file a program may have replaced: never through a link, never
-    from a FIFO or device (which could block this process forever)."""
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return ""
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            return ""
-        data = b""
-        while len(data) < cap and (chunk := os.read(handle, cap - len(data))):
-            data += chunk
-        return data.decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    finally:
-        os.close(handle)
-
-
 def remove(path):
     try:
         os.unlink(path)
@@ -327,31 +349,32 @@ def remove(path):
 REPORT_PATH = "report.txt"
 
 
-def run_reported(binary, test, limits):
-    """Run a function-mode binary on one test (see cpp.py): a fresh secret on a pipe at fd 3,
-    a report file at fd 4, and "ok" only when the process this spawned wrote the one line the
-    test driver writes once the test's code has returned. Returns run_process's answer."""
+def run_reported(argv, test, limits):
+    """Run a function-mode test (see cpp_protocol.py): the checker `argv` with a fresh secret on
+    a pipe at fd 3, a report file at fd 4, and "ok" only when the process this spawned wrote the
+    one line the checker writes once the test's code has returned. Returns run_process's answer."""
     secret = os.urandom(16).hex()
     read_end, write_end = os.pipe()
     try:
         os.write(write_end, (secret + "\n").encode())
         os.close(write_end)
-        high = fcntl.fcntl(read_end, fcntl.F_DUPFD_CLOEXEC, 10)  # never already at fd 3 (dup2 onto itself)
-        os.close(read_end)
-        read_end = high
-        remove(REPORT_PATH)
-        actions = [(os.POSIX_SPAWN_DUP2, read_end, 3),
-                   (os.POSIX_SPAWN_OPEN, 4, REPORT_PATH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)]
+        read_end = high(read_end)
+        report = fresh_file(REPORT_PATH)
+        actions = [(os.POSIX_SPAWN_DUP2, read_end, 3), (os.POSIX_SPAWN_DUP2, report, 4)]
         spawned = []
-        answer = run_process([binary], "input.txt", limits, cpu_s=limits["test_cpu_s"],
-                             wall_s=limits["test_timeout_s"], memory_mb=limits["memory_mb"],
-                             output_cap=limits["max_output_bytes"], extra_actions=actions, spawned=spawned)
+        try:
+            answer = run_process(argv, "input.txt", limits, cpu_s=limits["test_cpu_s"],
+                                 wall_s=limits["test_timeout_s"], memory_mb=limits["memory_mb"],
+                                 output_cap=limits["max_output_bytes"], extra_actions=actions, spawned=spawned)
+            reported = read_back(report, 4096)
+        finally:
+            os.close(report)
     finally:
         os.close(read_end)
     status, code, stdout, stderr = answer
     if status == "ok":
         expected = f"seidr-pass {int(test)} {spawned[0]} {secret}\n"
-        if read_text(REPORT_PATH, 4096) != expected:
+        if reported != expected:
             return ("exit", 0, stdout, stderr + "\nthe test process ended with status 0 before the test finished "
                                                 "(it never reached the end of the test's code)")
     return answer
@@ -376,15 +399,29 @@ def run_binary_tests(job, limits, emit):
         return
     set_memory(limits["memory_mb"])
     binary = os.path.abspath(job["binary"])
+    argv = [binary]
+    if job.get("server"):
+        # the checker runs from a descriptor opened before any code of the program ran: a file the
+        # program puts in its place later is never run as the checker (O_PATH needs no read
+        # permission, and the checker's binary is execute-only)
+        sealed = high(os.open(binary, os.O_PATH | os.O_CLOEXEC))
+        argv = [f"/proc/self/fd/{sealed}", os.path.abspath(job["server"])]
     for index, test in enumerate(job["tests"]):
+        if limits.get("uid") is not None and index > 0:
+            # the run user is this run's alone: whatever an earlier test left running (a daemon
+            # waiting for the next test's files or processes) goes before this test starts
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
         remove("input.txt")
         with open("input.txt", "x", encoding="utf-8") as handle:
             handle.write(test)
         if job.get("report"):
-            status, code, stdout, stderr = run_reported(binary, test, limits)
+            status, code, stdout, stderr = run_reported(argv, test, limits)
         else:
             status, code, stdout, stderr = run_process(
-                [binary], "input.txt", limits, cpu_s=limits["test_cpu_s"], wall_s=limits["test_timeout_s"],
+                argv, "input.txt", limits, cpu_s=limits["test_cpu_s"], wall_s=limits["test_timeout_s"],
                 memory_mb=limits["memory_mb"], output_cap=limits["max_output_bytes"])
         result = {"i": index, "stdout": stdout}
         if status == "ok":

@@ -2,10 +2,10 @@
 spent: if their verdicts are not exactly pass and wrong, the machine (sandbox, interpreter,
 compiler) is at fault, and a run would score every program as failing for the machine's sake.
 
-C++ function tasks go through a protocol of their own (the program and seidr's test driver as
-two translation units linked into one binary, each test reporting with a per-run secret; see
-cpp.py), which can break where stdin/stdout programs still work (a toolchain that cannot link
-a separately compiled object, a sandbox that drops the secret's descriptor): it gets a pair of
+C++ function tasks go through a protocol of their own (seidr's checker calling the program's
+functions in the program's own process, each test reporting with a per-run secret; see
+cpp_protocol.py), which can break where stdin/stdout programs still work (a toolchain that cannot
+link a separately compiled object, a sandbox that drops the secret's descriptor): it gets a pair of
 canaries of its own."""
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ FUNCTION_CANARIES = {
         "#include <vector>\nlong long twice(long long n) {\n    return 2 * n + 1;\n}\n",
     ),
 }
+# the task's prompt, as a dataset gives it: the checker calls the program with this signature
+FUNCTION_SIGNATURE = "#include <vector>\n// twice the number\nlong long twice(long long n) {\n"
 FUNCTION_TESTS = (Example("#include <cassert>\nint main() {\n    assert(twice(21) == 42);\n}\n"),
                   Example("#include <cassert>\nint main() {\n    assert(twice(-5) == -10);\n}\n"))
 
@@ -70,7 +72,8 @@ async def preflight(executor: Any, modes: Sequence[TestMode] = ("stdio", "functi
         right, wrong = FUNCTION_CANARIES[language]
         checks += [("function", right, "pass", FUNCTION_TESTS), ("function", wrong, "wrong", FUNCTION_TESTS)]
     # at once: a C++ canary is mostly compiling, and the compiles are independent
-    results = await asyncio.gather(*(executor.run(code, tests, mode, entry_point="twice")
+    results = await asyncio.gather(*(executor.run(code, tests, mode, entry_point="twice",
+                                                  signature=FUNCTION_SIGNATURE if mode == "function" else None)
                                      for mode, code, _, tests in checks))
     for (mode, _, expected, _), outcomes in zip(checks, results):
         bad = next((o for o in outcomes if o.status != expected), None)

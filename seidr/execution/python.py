@@ -21,10 +21,11 @@ class PythonExecutor:
         self.float_tolerance = float_tolerance
 
     async def run(self, code: str, tests: Sequence[Example], mode: TestMode, *, entry_point: str | None = None,
-                  preamble: str = "") -> list[TestOutcome]:
+                  preamble: str = "", signature: str | None = None) -> list[TestOutcome]:
         """One outcome per test, in order. Function tasks name their `entry_point` (the function
         the tests call) and may give the `preamble` the tests rely on (the prompt's imports and
-        helpers): the tests run outside the program's process, with only those."""
+        helpers): the tests run outside the program's process, with only those. (`signature` is
+        for the C++ executor's sake: here the preamble already holds the prompt's helpers.)"""
         if not tests:
             return []
         job = {"mode": mode, "code": code, "tests": [t.input for t in tests]}

@@ -25,6 +25,7 @@ Open files: open_files per process, so at most max_processes × open_files for a
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import fcntl
 import functools
 import json
@@ -39,11 +40,11 @@ import sys
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Collection, Sequence
 
 from seidr.errors import SandboxBroken, SeidrError
 from seidr.execution.base import ExecutionLimits
-from seidr.execution.cgroup import DEFAULT_ROOT, Layout, RunCgroup, find_layout
+from seidr.execution.cgroup import DEFAULT_ROOT, Layout, Owner, RunCgroup, find_layout, remove_stale
 
 log = logging.getLogger("seidr.execution")
 
@@ -53,6 +54,8 @@ LEVELS = ("auto", "namespace", "process")
 UID_BASE = 61000
 UID_COUNT = 4000
 UID_LOCKS = Path(tempfile.gettempdir()) / "seidr-run-users"
+# Lock files of the seidr processes that own run cgroups (see cgroup.py)
+CGROUP_OWNERS = Path(tempfile.gettempdir()) / "seidr-cgroup-owners"
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Folders the namespace level replaces with empty ones: homes hold keys and tokens, /tmp other
 # runs' files. An interpreter that lives under one of them is mounted back read-only.
@@ -146,6 +149,14 @@ def cgroup_layout(root: Path) -> tuple[Layout | None, str]:
     return find_layout(root) if os.geteuid() == 0 else (None, "seidr does not run as root")
 
 
+@functools.cache
+def cgroup_owner(layout: Layout) -> Owner:
+    """This process as the owner of its run cgroups (see cgroup.py), made once per layout, after
+    the cgroups of killed seidr processes are cleaned up."""
+    remove_stale(layout, CGROUP_OWNERS)
+    return Owner(CGROUP_OWNERS)
+
+
 def _namespace_flags() -> list[str]:
     # No user namespace: as root it would forbid the privilege drop (setgroups is denied there)
     return ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
@@ -180,6 +191,7 @@ class Sandbox:
             log.warning("this bubblewrap cannot size a tmpfs (--size needs bubblewrap 0.7): the working "
                         "directory has no disk quota, only max_file_bytes per file")
         self.cgroups, why = cgroup_layout(Path(cgroup_root)) if cgroup_root is not None else (None, "switched off")
+        self._owner = cgroup_owner(self.cgroups) if self.cgroups is not None else None
         if self.cgroups is not None:
             log.info("sandbox limits per program (%s): %d MB of memory without swap, %d processes, a lower CPU "
                      "weight, all killed at the end; open files: %d per process, %d per program",
@@ -242,9 +254,11 @@ class Sandbox:
                 await _sweep(uid)
                 if self.isolation == "process":
                     await asyncio.to_thread(remove_files_of, uid)
+                    await asyncio.to_thread(remove_ipc_of, uid)
                 yield uid
                 if self.isolation == "process":  # by now no process of the uid is left to make more
                     await asyncio.to_thread(remove_files_of, uid)
+                    await asyncio.to_thread(remove_ipc_of, uid)
             finally:
                 os.close(handle)  # releases the lock
             return
@@ -285,29 +299,33 @@ class Sandbox:
         return [*enter, "bwrap", *_namespace_flags(), *mounts, *caps, "--", *harness]
 
     async def run(self, job: dict[str, Any], files: dict[str, Path] | None = None,
-                  keep: str | None = None) -> tuple[dict[int, dict[str, Any]], Path | None]:
+                  keep: str | None = None, sealed: Collection[str] = ()) -> tuple[dict[int, dict[str, Any]], Path | None]:
         """Run one job; returns the harness's result per test index and, when `keep` names a file
         the job writes in its working directory, a copy of that file (e.g. a compiled binary).
+        Files named in `sealed` are execute-only and stay seidr's (the run user can run them, not
+        read, change or remove them): seidr's own binaries that hold what the program must not see.
 
         Raises SandboxBroken when the harness did not come up (twice: a machine under a fork
         bomb of another run may fail one start), since then no program code ran at all."""
         try:
-            return await self._run_once(job, files, keep)
+            return await self._run_once(job, files, keep, sealed)
         except SandboxBroken as error:
             if error.retryable:
                 log.warning("the sandbox did not start (%s); trying once more", error)
-                return await self._run_once(job, files, keep)
+                return await self._run_once(job, files, keep, sealed)
             raise
 
-    async def _run_once(self, job: dict[str, Any], files: dict[str, Path] | None,
-                        keep: str | None) -> tuple[dict[int, dict[str, Any]], Path | None]:
+    async def _run_once(self, job: dict[str, Any], files: dict[str, Path] | None, keep: str | None,
+                        sealed: Collection[str]) -> tuple[dict[int, dict[str, Any]], Path | None]:
         limits = self.limits
         results: dict[int, dict[str, Any]] = {}
         kept: Path | None = None
         async with self._run_user() as uid, _private_dir(uid) as workdir:
             for name, source in (files or {}).items():
                 shutil.copy2(source, workdir / name)
-                if uid is not None:
+                if name in sealed:
+                    os.chmod(workdir / name, 0o111)
+                elif uid is not None:
                     os.chown(workdir / name, uid, uid)
             if keep and self.quota:  # bound into the sandbox's tmpfs, so it must exist first
                 os.close(os.open(workdir / keep, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -349,7 +367,7 @@ class Sandbox:
         try:
             # on the event loop (a few small writes): made in a thread, a cgroup whose run was
             # cancelled meanwhile would be made and never removed
-            return RunCgroup(self.cgroups, memory_mb * 1024 * 1024, self.limits.max_processes)
+            return RunCgroup(self.cgroups, memory_mb * 1024 * 1024, self.limits.max_processes, self._owner)
         except OSError as error:
             log.warning("cannot make a cgroup for this run (%s); per-process limits only", error.strerror or error)
             return None
@@ -549,6 +567,35 @@ def remove_files_of(uid: int, folders: Sequence[str] = TMP_LIKE) -> None:
             _remove_owned(handle, uid, depth=8)
         finally:
             os.close(handle)
+
+
+# System V IPC objects outlive their processes: a shared memory segment, semaphore set or message
+# queue of a run could hand data to a later program of the same uid. (/proc/sysvipc file, remover;
+# 0 is IPC_RMID)
+_SYSV_IPC = (("shm", lambda libc, ident: libc.shmctl(ident, 0, None)),
+             ("sem", lambda libc, ident: libc.semctl(ident, 0, 0)),
+             ("msg", lambda libc, ident: libc.msgctl(ident, 0, None)))
+
+
+def remove_ipc_of(uid: int) -> int:
+    """Remove the System V IPC objects `uid` owns or made (process level: the namespace level has
+    an IPC namespace of its own per run, gone with it). Returns how many were removed."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    removed = 0
+    for kind, remove in _SYSV_IPC:
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except OSError:
+            continue
+        header = lines[0].split() if lines else []
+        for line in lines[1:]:
+            fields = dict(zip(header, line.split()))
+            try:
+                if str(uid) in (fields.get("uid"), fields.get("cuid")) and remove(libc, int(line.split()[1])) == 0:
+                    removed += 1
+            except (ValueError, IndexError):
+                continue
+    return removed
 
 
 def _remove_owned(folder: int, uid: int, depth: int) -> None:

@@ -9,7 +9,7 @@ from seidr.problem import Example
 
 SHOWN_CHARS = 2000  # of a program's output kept for the record and for prompts
 # What a compiled function-mode test prints on stderr when one of its asserts fails (see
-# cpp.driver_source), to tell a wrong answer from the program's own crash or exit
+# cpp_protocol.checker_source), to tell a wrong answer from the program's own crash or exit
 FAILED_ASSERTION = "test assertion failed: "
 
 

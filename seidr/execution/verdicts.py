@@ -51,7 +51,8 @@ class Evaluator:
                 async with self._slots:
                     outcomes = await self.executor.run(source, missing, self.problem.mode,
                                                        entry_point=self.problem.entry_point,
-                                                       preamble=self.problem.preamble)
+                                                       preamble=self.problem.preamble,
+                                                       signature=self.problem.signature)
                 for test, outcome in zip(missing, outcomes):
                     self._verdicts[(digest, test)] = outcome
             finally:
