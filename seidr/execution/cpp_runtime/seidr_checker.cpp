@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <string>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,10 +78,14 @@ void start_server(const char *function) {
     if (server < 0) fail(std::string("the program could not be started to run ") + function + ": fork failed");
     if (server == 0) {
         // the server keeps stdout and stderr (what the program prints is the test's output) and
-        // gets its requests on fd 0 and its answer pipe on fd 3; every other descriptor of this
-        // process (the secret on fd 3, the report on fd 4) is closed by the exec
+        // gets its requests on fd 0 and its answer pipe on fd 3 (over the secret); every other
+        // descriptor of this process (the report on fd 4 among them) is closed before the exec
         ::dup2(requests[0], 0);
         ::dup2(replies[1], 3);
+#ifdef SYS_close_range
+        if (::syscall(SYS_close_range, 4u, ~0u, 0u) != 0)
+#endif
+            for (int fd = 4; fd < 65536; fd++) ::close(fd);
         std::signal(SIGPIPE, SIG_DFL);
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         char *argv[] = {const_cast<char *>(server_path), nullptr};

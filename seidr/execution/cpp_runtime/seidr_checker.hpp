@@ -1,6 +1,6 @@
 // seidr's side of a C++ function task (see seidr/execution/cpp_protocol.py): the test's code, with
-// its expected values, compiled without any of the program's code. Each function of the program
-// the test calls is a stub here that sends its arguments to the program's own process (the server,
+// its expected values, compiled without any of the program's code. The program's function the
+// test calls is a stub here that sends its arguments to the program's own process (the server,
 // started on the first call) and returns the value that comes back, rebuilt as plain data. The
 // asserts, the comparisons and the report that the test reached its end all run in this process,
 // which the program cannot read or write: it is not dumpable (its binary is not even readable to
