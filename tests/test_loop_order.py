@@ -179,7 +179,7 @@ class GatedExecutor:
         self.peak = 0
         self.gated = False
 
-    async def run(self, source, tests, mode, *, entry_point=None, preamble=""):
+    async def run(self, source, tests, mode, *, entry_point=None, preamble="", signature=None):
         self.runs.append((source, tuple(tests)))
         self.running += 1
         self.peak = max(self.peak, self.running)
