@@ -216,6 +216,17 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
     return made
 
 
+def common_problems(summaries: list[ConfigSummary]) -> list[ConfigSummary]:
+    """The summaries cut down to the problems every configuration finished: a fair comparison of a
+    sweep some of whose configurations are still running (or were stopped)."""
+    finished = [s for s in summaries if s.results]
+    if not finished:
+        return []
+    shared = set.intersection(*({(r.get("dataset"), r.get("problem")) for r in s.results} for s in finished))
+    return [ConfigSummary(s.config, [r for r in s.results if (r.get("dataset"), r.get("problem")) in shared])
+            for s in finished]
+
+
 def write_report(folder: Path, redactor: Redactor | None = None) -> list[Path]:
     summaries = summarize(folder, redactor)
     if not summaries:
@@ -238,6 +249,8 @@ def write_report(folder: Path, redactor: Redactor | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seidr.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
+    parser.add_argument("--common", action="store_true",
+                        help="also print the table over the problems every configuration finished")
     args = parser.parse_args(argv)
     # an entry point: the environment's secrets are gathered here, for the library to mask
     redactor = Redactor.from_sources(environ=os.environ)
@@ -247,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as error:
         print(f"seidr.report: error: {error}", file=sys.stderr)
         return 2
-    print(table_markdown(summarize(args.folder, redactor)))
+    summaries = summarize(args.folder, redactor)
+    print(table_markdown(summaries))
+    if args.common:
+        shared = common_problems(summaries)
+        print(f"\nthe {len(shared[0].results) if shared else 0} problems every configuration finished:\n")
+        print(table_markdown(shared))
     return 0
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from seidr import report
 from seidr.report import anytime, config_label, main, never_started, summarize
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import FIZZ_BUZZ_WRONG, run_main, seidr_reply
@@ -102,3 +103,15 @@ def test_jobs_a_sweep_planned_but_never_started_are_listed(sweep, tmp_path):
 
 # The report of a real `-m` sweep with a failed and a missing job is in tests/test_experiments.py,
 # on the sweep its tests share.
+
+
+def test_common_problems_compares_configurations_on_what_all_of_them_finished():
+    def job(problem, solved):
+        return {"dataset": "humaneval", "problem": problem, "solved": solved}
+
+    wide = report.ConfigSummary("greedy", [job("HumanEval/0", True), job("HumanEval/1", False), job("HumanEval/2", True)])
+    narrow = report.ConfigSummary("resample", [job("HumanEval/1", True), job("HumanEval/2", True)])
+    unfinished = report.ConfigSummary("unfinished", unfinished=["somewhere"])
+    shared = report.common_problems([wide, narrow, unfinished])
+    assert [s.config for s in shared] == ["greedy", "resample"]
+    assert [[r["problem"] for r in s.results] for s in shared] == [["HumanEval/1", "HumanEval/2"]] * 2
