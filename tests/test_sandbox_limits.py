@@ -288,6 +288,7 @@ def test_a_killed_seidrs_run_cgroups_are_cleaned_up_by_the_next_one(tmp_path):
         assert orphans[0].wait(timeout=10) == -9  # what ran in the dead owner's cgroup was killed
         assert not any(folder.exists() for folder in groups["dead"])
         assert all(folder.exists() for folder in groups["alive"]) and orphans[1].poll() is None
+        assert not (tmp_path / f"{dead_token}.lock").exists() and (tmp_path / f"{alive.token}.lock").exists()
     finally:
         RunCgroup.adopt(layout, groups["alive"][0].name).close_now()
         for orphan in orphans:

@@ -149,27 +149,31 @@ class Owner:
 
 def remove_stale(layout: Layout, locks: Path) -> int:
     """Kill and remove the run cgroups of seidr processes that died without cleaning up (their
-    owner's lock file in `locks` is there and not held). Returns how many were removed."""
+    owner's lock file in `locks` is there and not held), and those owners' lock files. Returns
+    how many cgroups were removed."""
     names: set[str] = set()
     for _, parent in layout.parents:
         try:
             names.update(p.name for p in parent.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
         except OSError:
             continue
+    try:
+        owners = [path for path in locks.iterdir() if path.suffix == ".lock"]
+    except OSError:
+        return 0
     removed = 0
-    for token in {name[len(PREFIX):].rpartition("-")[0] for name in names}:
-        lock = locks / f"{token}.lock"
+    for lock in owners:
         try:
             handle = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
-            continue  # an owner seidr cannot see: not its to judge
+            continue
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
             continue  # alive
         try:
-            for name in sorted(n for n in names if n[len(PREFIX):].rpartition("-")[0] == token):
+            for name in sorted(n for n in names if n[len(PREFIX):].rpartition("-")[0] == lock.stem):
                 RunCgroup.adopt(layout, name).close_now()
                 removed += 1
             lock.unlink(missing_ok=True)

@@ -303,7 +303,9 @@ class Sandbox:
         """Run one job; returns the harness's result per test index and, when `keep` names a file
         the job writes in its working directory, a copy of that file (e.g. a compiled binary).
         Files named in `sealed` are execute-only and stay seidr's (the run user can run them, not
-        read, change or remove them): seidr's own binaries that hold what the program must not see.
+        read or change them; the harness runs them from a descriptor it opened before any program
+        code ran, so a name replaced later changes nothing): seidr's own binaries that hold what
+        the program must not see.
 
         Raises SandboxBroken when the harness did not come up (twice: a machine under a fork
         bomb of another run may fail one start), since then no program code ran at all."""
