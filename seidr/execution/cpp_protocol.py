@@ -119,10 +119,13 @@ class Signature:
         """The declaration of a function of the same type under another name (no defaults)."""
         return f"{self.returns}{name}({', '.join(kind.replace('@', '') for kind in self.parameters)})"
 
+    def parameter_list(self, names: Sequence[str]) -> str:
+        """The parameters, called `names`, as a definition's (or a lambda's) parentheses hold them."""
+        return ", ".join(kind.replace("@", f" {name}") for kind, name in zip(self.parameters, names))
+
     def defined(self, names: Sequence[str]) -> str:
         """The head of a definition with this signature whose parameters are called `names`."""
-        typed = (kind.replace("@", f" {name}") for kind, name in zip(self.parameters, names))
-        return f"{self.returns}{self.name}({', '.join(typed)})"
+        return f"{self.returns}{self.name}({self.parameter_list(names)})"
 
 
 # The words a parameter's type may end with: `unsigned long long` has no name, `long long n` has one
@@ -238,8 +241,8 @@ def server_source(code: str, header: str, tests: Sequence[tuple[str, int]], know
             target = f"static_cast<decltype(seidr_signature_{k}) *>(&{function.name})"
         else:
             names = [f"seidr_a{n}" for n in range(len(function.parameters))]
-            target = (f"+[]({', '.join(kind.replace('@', f' {n}') for kind, n in zip(function.parameters, names))})"
-                      f" -> {function.returns.strip()} {{ return {function.name}({', '.join(names)}); }}")
+            target = (f"+[]({function.parameter_list(names)}) -> {function.returns.strip()} "
+                      f"{{ return {function.name}({', '.join(names)}); }}")
         cases.append(f"            case {k}: seidr_server::serve<decltype(seidr_signature_{k})>::call({target}, in, out);"
                      " return true;")
     parts += ["int main() {", "    return seidr_server::run([](std::size_t index, seidr_wire::Reader &in, "
