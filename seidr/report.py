@@ -63,9 +63,10 @@ def config_label(result: dict[str, Any], arity: str | None = None) -> str:
                         if result.get(key, value) != value)
     # dedupe is adaptive's own; elsewhere it makes a configuration of its own
     dedupe = " · dedupe" if result.get("dedupe") and strategy != "adaptive" else ""
+    explainer = f" · explained by {result['explain_model']}" if result.get("explain_model") else ""
     return (f"{strategy} · {selection} · {result.get('dataset')} · {result.get('model')} · "
             f"{result.get('language')} · bf {bf if arity is None else arity} · budget {result.get('max_programs')}"
-            f"{prompt}{shape}{dedupe}")
+            f"{prompt}{shape}{dedupe}{explainer}")
 
 
 def summarize(folder: Path, redactor: Redactor | None = None) -> list[ConfigSummary]:

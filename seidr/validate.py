@@ -136,6 +136,9 @@ def validate_config(cfg: DictConfig) -> None:
         if found and not any(_follows(cfg, key, other) for other in bad):
             errors.extend(found)
         bad += [key] if found else []
+    if OmegaConf.select(cfg, "explain_model") is not None:  # model@explain_model=...: read as model is
+        errors.extend(error for key, rule in RULES.items() if key.startswith("model.")
+                      for error in _check(cfg, "explain_" + key, rule))
     limits = OmegaConf.select(cfg, "execution.limits")
     if isinstance(limits, DictConfig):
         names = [f.name for f in dataclasses.fields(ExecutionLimits)]

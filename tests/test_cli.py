@@ -109,6 +109,38 @@ def test_openai_backend_end_to_end_draft_explain_repair(data_dir, tmp_path):
     assert "solved" in proc.stdout
 
 
+def test_explanations_come_from_the_explain_model_and_its_spending_is_counted(data_dir, tmp_path):
+    """model@explain_model=...: Instruct asks the second model, drafts and repairs the first."""
+    from tests.servers.ollama_server import OllamaServer
+    from tests.servers.openai_server import OpenAIServer
+
+    def writer(messages, body, index=0):  # an explanation from this model would be a bug
+        return "WRITER EXPLAINED" if "Do not write code" in messages[-1]["content"] else seidr_reply(messages, body)
+
+    def explainer(messages, body):
+        assert "Do not write code" in messages[-1]["content"], "the explain model was asked for code"
+        return "It never prints Buzz or FizzBuzz."
+
+    with OpenAIServer(writer, model="writer") as writer_server, OllamaServer(explainer) as explain_server:
+        proc = run_main("problem=fizz-buzz", "model=openai", "model.name=writer", "model.api_key=k",
+                        f"model.base_url={writer_server.base_url}", "model@explain_model=ollama",
+                        "explain_model.name=llama3", f"explain_model.host={explain_server.host}",
+                        "search.max_programs=20", data_dir=data_dir, output_root=tmp_path)
+        writer_prompts = [r.body["messages"][-1]["content"] for r in writer_server.posts("/v1/chat/completions")]
+        explain_calls = len(explain_server.posts("/api/chat"))
+    assert proc.returncode == 0, proc.stderr
+    result, programs = read_run(tmp_path)
+    assert result["solved"] and programs[-1]["kind"] == "repair"
+    assert programs[-1]["explanation"] == "It never prints Buzz or FizzBuzz."
+    assert explain_calls >= 1 and not any("Do not write code" in text for text in writer_prompts)
+    # the job's totals are both models' together; the explain model's share is its own
+    assert result["model"] == "writer" and result["explain_model"] == "llama3"
+    # (one call for n explanations: Ollama is asked once per sample, so it saw at least as many requests)
+    assert 1 <= result["explain_llm_calls"] <= explain_calls
+    assert result["llm_calls"] == len(writer_prompts) + result["explain_llm_calls"]
+    assert 0 < result["explain_completion_tokens"] < result["completion_tokens"]
+
+
 def test_ollama_backend_end_to_end(data_dir, tmp_path):
     from tests.servers.ollama_server import OllamaServer
 

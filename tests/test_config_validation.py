@@ -67,6 +67,9 @@ def test_bad_value_is_one_line_exit_2_and_no_llm_call(data_dir, tmp_path, overri
     (["+execution.limits.gpu=1"], "execution.limits.gpu is not a limit"),
     (["execution.float_tolerance=-1"], "execution.float_tolerance must be a number ≥ 0"),
     (["seed=abc"], "seed must be an integer, not 'abc'"),
+    (["model@explain_model=local-1.5b", "explain_model.temperature=3"],
+     "explain_model.temperature must be a number from 0 to 2, not 3"),
+    (["model@explain_model=ollama", "explain_model.max_retries=-1"], "explain_model.max_retries must be an integer ≥ 0"),
     (["language=rust"], "language=rust is not supported; use python or cpp"),
 ])
 def test_every_key_is_checked_with_its_allowed_values(compose_cfg, overrides, needle):
@@ -86,9 +89,20 @@ def test_a_key_that_follows_a_bad_one_is_not_reported_again(compose_cfg):
     [], ["model=openai"], ["model=ollama"], ["model=gpt-3.5-turbo"], ["search=greedy"], ["search=resample"],
     ["selection=lexicase"], ["tracking=none"], ["language=cpp"], ["dataset=humaneval"], ["dataset=jsonl"],
     ["model.temperature=0"], ["model.temperature=2"], ["execution.workers=3"], ["search.test_examples=0"],
+    ["model@explain_model=local-1.5b"], ["model=openai", "model@explain_model=ollama"],
 ])
 def test_shipped_configs_pass(compose_cfg, overrides):
     validate_config(compose_cfg(*overrides))
+
+
+def test_the_explain_model_is_a_model_of_its_own(compose_cfg):
+    """A model config placed at explain_model reads its own keys, not the writing model's."""
+    assert "explain_model" not in compose_cfg()
+    cfg = compose_cfg("model@explain_model=local-1.5b", "explain_model.n_ctx=2048", "model.parallel=3")
+    writer, explainer = cfg.model.backend, cfg.explain_model.backend
+    assert (writer.embedded, writer.n_ctx, writer.parallel) == ("qwen2.5-coder-0.5b-instruct", 4096, 3)
+    assert (explainer.embedded, explainer.n_ctx, explainer.parallel) == ("qwen2.5-coder-1.5b-instruct", 2048, 8)
+    assert (cfg.model.max_concurrency, cfg.explain_model.max_concurrency) == (3, 8)
 
 
 @pytest.mark.parametrize("given, canonical", [("Python", "python"), ("PYTHON", "python"), ("C++", "cpp"),

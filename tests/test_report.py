@@ -46,6 +46,10 @@ def test_configurations_that_differ_only_in_the_trees_shape_are_kept_apart(sweep
     assert config_label({**job, "drafts_per_prompt": 6}, arity="*") != config_label(job, arity="*")
     assert config_label({**job, "branching_factor": 4, "drafts_per_prompt": 4, "repairs_per_explanation": 4,
                          "beam_width": 4}, arity="*") == config_label(job, arity="*")
+    # a second model for the explanations makes a configuration of its own
+    explained = config_label({**job, "explain_model": "qwen2.5-coder-1.5b-instruct"})
+    assert explained != usual and explained.endswith("explained by qwen2.5-coder-1.5b-instruct")
+    assert config_label({**job, "explain_model": None}) == usual
 
 
 def test_summary_matches_the_jobs(sweep):

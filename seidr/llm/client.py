@@ -34,6 +34,14 @@ class Usage:
                 "completion_tokens": self.completion_tokens, "cache_hits": self.cache_hits,
                 "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6)}
 
+    def __add__(self, other: Usage) -> Usage:
+        """Two models' spending together (a search with a second model for explanations). The
+        cost is the sum of the priced ones; None only when neither model has a price."""
+        known = [cost for cost in (self.cost_usd, other.cost_usd) if cost is not None]
+        return Usage(calls=self.calls + other.calls, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                     completion_tokens=self.completion_tokens + other.completion_tokens,
+                     cache_hits=self.cache_hits + other.cache_hits, cost_usd=sum(known) if known else None)
+
 
 def backend_identity(backend: LLMBackend) -> str:
     """What distinguishes one backend's replies from another's, for the cache key."""

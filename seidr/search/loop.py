@@ -77,9 +77,11 @@ class SeidrSearch:
 
     def __init__(self, problem: Problem, llm: LLMClient, evaluate: Evaluate, selection: Selection,
                  params: SearchParams, prompts: ModuleType, language: str, seed: int,
-                 on_program: OnProgram = lambda program: None) -> None:
+                 on_program: OnProgram = lambda program: None, explainer: LLMClient | None = None) -> None:
         self.problem = problem
         self.llm = llm
+        # Instruct may ask another model (a stronger one) than the one that writes the programs
+        self.explainer = explainer or llm
         self.evaluate = evaluate
         self.selection = selection
         self.params = params
@@ -214,7 +216,7 @@ class SeidrSearch:
             # a template says the same thing each time: one instruction, its repairs sampled together
             return [template_instruction(prompt_id, self.problem, failing, outcome)]
         messages = self.prompts.explain(self.problem, parent.code, failing, outcome, prompt_id=prompt_id)
-        return [c.text.strip() for c in await self.llm.sample(messages, n=n)]
+        return [c.text.strip() for c in await self.explainer.sample(messages, n=n)]
 
     def _job(self, messages, n: int, temperature: float | None, parent_id: int | None, kind: Kind,
              generation: int, explanation: str | None, stream: str | None = None) -> Awaitable[None]:
