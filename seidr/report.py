@@ -166,29 +166,40 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
 
     made = []
     finished = [s for s in summaries if s.results]
-    figure, axes = plt.subplots(1, 3, figsize=(18, 4.5))
-    for summary in finished:
-        for axis, key in zip(axes, ("programs", "tokens")):
-            results = [dict(r, tokens=r.get("prompt_tokens", 0) + r.get("completion_tokens", 0))
-                       for r in summary.results]
-            x, y = anytime(results, key, until=budget(results) if key == "programs" else None)
-            axis.step([0, *x], [0, *y], where="post", label=summary.config)
-        curve = pass_rate_curve([folder / r["_folder"] for r in summary.results])
-        axes[2].plot(range(1, len(curve) + 1), curve, label=summary.config)
-    for axis, what in zip(axes, ("programs generated", "tokens spent")):
-        axis.set_xlabel(what)
-        axis.set_ylabel("problems solved (validation)")
-        axis.grid(alpha=0.3)
-    most = budget([r for s in finished for r in s.results])
-    if most:  # programs axes end at the budget, not at the last solve
-        axes[0].set_xlim(0, most)
-        axes[2].set_xlim(0, most)
-    axes[1].set_xscale("symlog")
-    axes[2].set_xlabel("programs generated")
-    axes[2].set_ylabel("mean best validation pass rate")
-    axes[2].set_ylim(0, 1.02)
-    axes[2].grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
+    # one row per dataset: PSB2's handful of solves would be flat beside HumanEval's dozens
+    datasets = sorted({str(s.results[0].get("dataset")) for s in finished})
+    # a configuration keeps its colour in every row (the default cycle repeats after ten lines)
+    names = sorted({_without_dataset(s) for s in finished})
+    palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colour = {name: palette(index % palette.N) for index, name in enumerate(names)}
+    figure, grid = plt.subplots(len(datasets), 3, figsize=(18, 4.5 * len(datasets)), squeeze=False)
+    for axes, dataset in zip(grid, datasets):
+        row = [s for s in finished if str(s.results[0].get("dataset")) == dataset]
+        for summary in row:
+            name = _without_dataset(summary)
+            for axis, key in zip(axes, ("programs", "tokens")):
+                results = [dict(r, tokens=r.get("prompt_tokens", 0) + r.get("completion_tokens", 0))
+                           for r in summary.results]
+                x, y = anytime(results, key, until=budget(results) if key == "programs" else None)
+                axis.step([0, *x], [0, *y], where="post", label=name, color=colour[name])
+            curve = pass_rate_curve([folder / r["_folder"] for r in summary.results])
+            axes[2].plot(range(1, len(curve) + 1), curve, label=name, color=colour[name])
+        jobs = max(len(s.results) for s in row)
+        for axis, what in zip(axes, ("programs generated", "tokens spent")):
+            axis.set_xlabel(what)
+            axis.set_ylabel(f"{dataset}: problems solved (validation)")
+            axis.grid(alpha=0.3)
+        most = budget([r for s in row for r in s.results])
+        if most:  # programs axes end at the budget, not at the last solve
+            axes[0].set_xlim(0, most)
+            axes[2].set_xlim(0, most)
+        axes[0].set_title(f"{dataset}, {jobs} problems", fontsize=10)
+        axes[1].set_xscale("symlog")
+        axes[2].set_xlabel("programs generated")
+        axes[2].set_ylabel("mean best validation pass rate")
+        axes[2].set_ylim(0, 1.02)
+        axes[2].grid(alpha=0.3)
+        axes[2].legend(fontsize=7, loc="best")
     figure.suptitle("Anytime: problems solved against what was spent")
     figure.tight_layout()
     made.append(folder / "anytime.png")
@@ -215,6 +226,12 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
         figure.savefig(made[-1], dpi=120)
         plt.close(figure)
     return made
+
+
+def _without_dataset(summary: ConfigSummary) -> str:
+    """A configuration's label with its dataset left out (the plot's row says it)."""
+    dataset = str(summary.results[0].get("dataset"))
+    return summary.config.replace(f" · {dataset} · ", " · ", 1)
 
 
 def common_problems(summaries: list[ConfigSummary]) -> list[ConfigSummary]:
