@@ -240,9 +240,14 @@ def common_problems(summaries: list[ConfigSummary]) -> list[ConfigSummary]:
     finished = [s for s in summaries if s.results]
     if not finished:
         return []
-    shared = set.intersection(*({(r.get("dataset"), r.get("problem")) for r in s.results} for s in finished))
-    return [ConfigSummary(s.config, [r for r in s.results if (r.get("dataset"), r.get("problem")) in shared])
-            for s in finished]
+    # a configuration's table rows are one per dataset: it finished what all its rows finished
+    finished_by: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
+    for summary in finished:
+        finished_by[_without_dataset(summary)] |= {(r.get("dataset"), r.get("problem")) for r in summary.results}
+    shared = set.intersection(*finished_by.values())
+    cut = [ConfigSummary(s.config, [r for r in s.results if (r.get("dataset"), r.get("problem")) in shared])
+           for s in finished]
+    return [s for s in cut if s.results]  # a dataset no configuration finished in full has no row
 
 
 def write_report(folder: Path, redactor: Redactor | None = None) -> list[Path]:
@@ -282,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table_markdown(summaries))
     if args.common:
         shared = common_problems(summaries)
-        print(f"\nthe {len(shared[0].results) if shared else 0} problems every configuration finished:\n")
+        problems = {(r.get("dataset"), r.get("problem")) for s in shared for r in s.results}
+        print(f"\nthe {len(problems)} problems every configuration finished:\n")
         print(table_markdown(shared))
     return 0
 

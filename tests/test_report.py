@@ -119,3 +119,25 @@ def test_common_problems_compares_configurations_on_what_all_of_them_finished():
     shared = report.common_problems([wide, narrow, unfinished])
     assert [s.config for s in shared] == ["greedy", "resample"]
     assert [[r["problem"] for r in s.results] for s in shared] == [["HumanEval/1", "HumanEval/2"]] * 2
+
+
+def test_common_problems_span_datasets_and_a_configuration_is_all_its_rows():
+    """A configuration's rows (one per dataset) count together: its PSB2 row does not empty the
+    HumanEval comparison, and a dataset it never reached drops out for all."""
+    def job(dataset, problem):
+        return {"dataset": dataset, "problem": problem, "solved": True}
+
+    def rows(name, jobs):
+        return [report.ConfigSummary(f"{name} · {dataset} · m", [j for j in jobs if j["dataset"] == dataset])
+                for dataset in ("humaneval", "psb2") if any(j["dataset"] == dataset for j in jobs)]
+
+    full = rows("resample", [job("humaneval", "HumanEval/0"), job("humaneval", "HumanEval/1"),
+                             job("psb2", "gcd"), job("psb2", "luhn")])
+    partial = rows("seidr", [job("humaneval", "HumanEval/0"), job("humaneval", "HumanEval/1"), job("psb2", "gcd")])
+    shared = report.common_problems(full + partial)
+    assert {s.config: [r["problem"] for r in s.results] for s in shared} == {
+        "resample · humaneval · m": ["HumanEval/0", "HumanEval/1"], "resample · psb2 · m": ["gcd"],
+        "seidr · humaneval · m": ["HumanEval/0", "HumanEval/1"], "seidr · psb2 · m": ["gcd"]}
+    humaneval_only = rows("greedy", [job("humaneval", "HumanEval/0")])
+    assert {s.config: len(s.results) for s in report.common_problems(full + humaneval_only)} == {
+        "resample · humaneval · m": 1, "greedy · humaneval · m": 1}
