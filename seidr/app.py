@@ -210,9 +210,13 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         """Both models' spending: what the job's calls, tokens and cost count."""
         return llm.usage + explainer.usage if explainer is not None else llm.usage
 
+    def record_paid(_: Usage) -> None:
+        spent = usage()
+        recorder.record_usage(spent.calls, spent.cost_usd)
+
     for client in (llm, explainer):
         if client is not None:
-            client.on_paid = lambda _: recorder.record_usage(usage().calls, usage().cost_usd)
+            client.on_paid = record_paid
     evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
                           critic=critic)
     if recorder.earlier:
@@ -249,6 +253,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
             await llm.aclose()
 
     best = outcome.best
+    spent = usage()
     test_pass_rate = None
     if best is not None and not isinstance(failure, SandboxBroken):
         try:
@@ -282,10 +287,10 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         **{k: getattr(params, k) for k in ("drafts_per_prompt", "explanations_per_program",
                                            "repairs_per_explanation", "beam_width")},
         # both models' together when explanations come from a second model (its share: explain_*)
-        **usage().as_dict(),
+        **spent.as_dict(),
         # calls and cost of every run of this job (a resumed one replays the earlier runs' replies)
-        **recorder.total_usage(usage().calls, usage().cost_usd),
-        "llm_calls_this_run": usage().calls,
+        **recorder.total_usage(spent.calls, spent.cost_usd),
+        "llm_calls_this_run": spent.calls,
         "explain_model": explainer.model_name if explainer is not None else None,
         **({f"explain_{key}": value for key, value in explainer.usage.as_dict().items()}
            if explainer is not None else {}),
@@ -310,10 +315,10 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
             raise
         raise failure from None  # a full disk refuses both: the first refusal is the one to report
     trackers.finish(result, outcome.programs)
-    log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in usage().as_dict().items()))
+    log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in spent.as_dict().items()))
     if failure:
         raise failure
-    return JobOutcome(result=result, programs=outcome.programs, best=best, usage=usage(), output_dir=output_dir)
+    return JobOutcome(result=result, programs=outcome.programs, best=best, usage=spent, output_dir=output_dir)
 
 
 def _finished_outcome(result: dict[str, Any], programs: list[Program], output_dir: Path) -> JobOutcome:

@@ -167,14 +167,15 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
     made = []
     finished = [s for s in summaries if s.results]
     # one row per dataset: PSB2's handful of solves would be flat beside HumanEval's dozens
-    datasets = sorted({str(s.results[0].get("dataset")) for s in finished})
+    rows: dict[str, list[ConfigSummary]] = defaultdict(list)
+    for summary in finished:  # a summary's label names its dataset, so its jobs share one
+        rows[str(summary.results[0].get("dataset"))].append(summary)
     # a configuration keeps its colour in every row (the default cycle repeats after ten lines)
     names = sorted({_without_dataset(s) for s in finished})
     palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colour = {name: palette(index % palette.N) for index, name in enumerate(names)}
-    figure, grid = plt.subplots(len(datasets), 3, figsize=(18, 4.5 * len(datasets)), squeeze=False)
-    for axes, dataset in zip(grid, datasets):
-        row = [s for s in finished if str(s.results[0].get("dataset")) == dataset]
+    figure, grid = plt.subplots(len(rows), 3, figsize=(18, 4.5 * len(rows)), squeeze=False)
+    for axes, (dataset, row) in zip(grid, sorted(rows.items())):
         for summary in row:
             name = _without_dataset(summary)
             for axis, key in zip(axes, ("programs", "tokens")):
