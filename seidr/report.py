@@ -95,16 +95,21 @@ def summarize(folder: Path, redactor: Redactor | None = None) -> list[ConfigSumm
     return list(groups.values())
 
 
-def never_started(folder: Path) -> list[tuple[int, list[str]]]:
+def never_started(folder: Path) -> list[tuple[int | str, list[str]]]:
     """Jobs a sweep planned (its sweep_jobs.json, written by the grids sweeper) whose run folder
-    holds no programs.jsonl: Hydra names a sweep's run folders `<job number>_…`."""
+    holds no programs.jsonl. A run folder's name starts with the job's row of the table
+    (`experiment_row`, `<row>_…`); an older plan without rows is numbered in its order."""
     plan = folder / "sweep_jobs.json"
     if not plan.is_file():
         return []
     started = {path.parent.name.split("_", 1)[0] for path in folder.glob("*/programs.jsonl")}
-    started = {int(name) for name in started if name.isdigit()}
     jobs = json.loads(plan.read_text(encoding="utf-8"))
-    return [(number, overrides) for number, overrides in enumerate(jobs) if number not in started]
+    missing: list[tuple[int | str, list[str]]] = []
+    for number, overrides in enumerate(jobs):
+        row = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment_row=")), str(number))
+        if row not in started:
+            missing.append((int(row) if row.isdigit() else row, overrides))
+    return missing
 
 
 def table_markdown(summaries: list[ConfigSummary]) -> str:

@@ -117,8 +117,10 @@ def test_an_experiment_runs_through_main_with_the_embedded_model(data_dir, tmp_p
                     "search.branching_factor=2,4", "search.max_programs=1", data_dir=data_dir,
                     output_root=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    results = sorted((tmp_path / "experiments" / "gecco_mp100").glob("*/result.json"))
-    assert len(results) == 2
+    # one folder for the embedded model at this budget; a job's folder is its row of the table
+    results = sorted((tmp_path / "experiments" / "gecco_mp100" / "qwen2.5-coder-0.5b-instruct_budget1")
+                     .glob("*/result.json"))
+    assert [path.parent.name for path in results] == ["48_psb2_fizz-buzz_seed0", "49_psb2_fizz-buzz_seed0"]
     for path in results:
         result = json.loads(path.read_text())
         assert result["problem"] == "fizz-buzz" and result["programs"] == 1
@@ -135,15 +137,17 @@ def grid_sweep(data_dir, tmp_path_factory) -> tuple[subprocess.CompletedProcess,
                         f"model.base_url={server.base_url}", "problem=nope,fizz-buzz,gcd", "language=python",
                         "search.branching_factor=2", "search.max_programs=6", data_dir=data_dir,
                         output_root=out)
-    return proc, out / "experiments" / "gecco_mp100"
+    return proc, out / "experiments" / "gecco_mp100" / "m_budget6"
 
 
 def test_a_bad_job_fails_alone_and_the_sweep_says_so(grid_sweep):
     proc, folder = grid_sweep
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "unknown PSB2 problem 'nope'" in proc.stderr and "1 of 3 jobs failed" in proc.stderr
-    # the jobs after the bad one still ran
-    assert [p.parent.name for p in sorted(folder.glob("*/result.json"))] == ["1_psb2_fizz-buzz", "2_psb2_gcd"]
+    # the jobs after the bad one still ran, each in the folder of its row of the full table
+    # (fizz-buzz is problem 8 of 25, gcd 10; python is the second language, arity 2 the first)
+    assert [p.parent.name for p in sorted(folder.glob("*/result.json"))] == ["51_psb2_fizz-buzz_seed0",
+                                                                              "63_psb2_gcd_seed0"]
 
 
 def test_the_report_of_a_sweep_names_its_jobs_without_programs(grid_sweep, tmp_path):
@@ -152,12 +156,56 @@ def test_the_report_of_a_sweep_names_its_jobs_without_programs(grid_sweep, tmp_p
     jobs = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/result.json"))]
     assert [job["problem"] for job in jobs] == ["fizz-buzz", "gcd"]
     assert all(job["debug_prompt_id"] == 0 for job in jobs)  # the table's template instruct
-    shutil.rmtree(sweep_dir / "2_psb2_gcd")
+    shutil.rmtree(sweep_dir / "63_psb2_gcd_seed0")
     assert report_main([str(sweep_dir)]) == 0
     plan = json.loads((sweep_dir / "sweep_jobs.json").read_text())
-    assert "problem=nope" in plan[0] and "problem=gcd" in plan[2]
-    assert never_started(sweep_dir) == [(0, plan[0]), (2, plan[2])]
+    assert "problem=nope" in plan[0] and "problem=gcd" in plan[2] and "experiment_row=63" in plan[2]
+    [(nope_row, _), (gcd_row, _)] = never_started(sweep_dir)
+    assert never_started(sweep_dir) == [(nope_row, plan[0]), (63, plan[2])]
+    assert str(nope_row).startswith("x")  # no row of the table holds problem nope
     text = (sweep_dir / "report.md").read_text()
-    assert "job 0 (" in text and "job 2 (" in text and "problem=gcd" in text and "never started" in text
+    assert f"job {nope_row} (" in text and "job 63 (" in text and "problem=gcd" in text and "never started" in text
     [row] = [s.row() for s in summarize(sweep_dir) if s.results]
     assert row["jobs"] == 1 and row["programs"] == jobs[0]["programs"] and "debug prompt 0" in row["config"]
+
+
+def test_a_slice_runs_each_job_in_its_row_of_the_full_table(composer):
+    """Narrowing never renumbers: a slice's jobs are the full table's rows, so the full run
+    resumes them, and a job the table lists twice (gecco23's arity 1, template 0) takes both rows."""
+    base = composer("config", overrides=["+experiments=gecco23"], return_hydra_config=True)
+    sweeper = GridsSweeper(grids=base.hydra.sweeper.grids, params=base.hydra.sweeper.params)
+    table = sweeper.job_overrides([])
+    slice_jobs = sweeper.job_overrides(["problem=gcd", "language=python", "model=local", "seed=0,1"])
+    rows = sweeper.rows(slice_jobs)
+    keys = sweeper.table_keys()
+    for job, row in zip(slice_jobs, rows):
+        assert sorted(o for o in job if o.split("=", 1)[0] in keys) == sorted(table[int(row)])
+    twice = [row for job, row in zip(slice_jobs, rows)
+             if "search.branching_factor=1" in job and "search.debug_prompt_id=0" in job and "seed=0" in job]
+    assert len(twice) == 2 and len(set(twice)) == 2
+    # a value no row has is not a row: it gets a folder of its own, never a table row's
+    off_table = sweeper.rows(sweeper.job_overrides(["problem=gcd", "language=python",
+                                                    "search.branching_factor=3", "search.debug_prompt_id=0"]))
+    assert len(off_table) == 2 and all(row.startswith("x") for row in off_table)  # one per grid
+    assert len(set(off_table)) == 2
+
+
+@pytest.mark.parametrize("row", [63, 9999])
+def test_one_row_of_a_table_runs_alone_in_its_folder(row, data_dir, tmp_path):
+    """`hydra.sweeper.row=N` runs the table's job N exactly as the whole sweep would (its folder,
+    its overrides) and says which row it is; a row the table does not have is one line, exit 2."""
+    with OpenAIServer(seidr_reply, model="m") as server:
+        proc = run_main("-m", "+experiments=gecco_mp100", f"hydra.sweeper.row={row}", "model=openai",
+                        "model.name=m", "model.api_key=k", f"model.base_url={server.base_url}",
+                        "search.max_programs=2", data_dir=data_dir, output_root=tmp_path)
+    folder = tmp_path / "experiments" / "gecco_mp100" / "m_budget2"
+    if row == 9999:
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "row 9999 is not among this command's jobs: gecco_mp100 has rows 0 to 149" in proc.stderr
+        assert not list(folder.glob("*/programs.jsonl"))
+        return
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "row 63 of gecco_mp100: problem=gcd language=python search.branching_factor=2" in proc.stderr
+    [result] = [json.loads(p.read_text()) for p in folder.glob("*/result.json")]
+    assert (folder / "63_psb2_gcd_seed0" / "result.json").is_file()
+    assert (result["problem"], result["language"], result["branching_factor"]) == ("gcd", "python", 2)
