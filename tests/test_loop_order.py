@@ -247,3 +247,25 @@ def test_identical_code_scored_at_the_same_time_runs_once():
 
     executor, evaluator = asyncio.run(go())
     assert len(executor.runs) == 1 and evaluator.cached_verdicts == 3
+
+
+def test_the_search_says_what_it_waits_for():
+    """The progress display's line: between programs (explanations, repairs in flight) the search
+    names what it is waiting for, so a long Instruct phase does not look hung."""
+    seen: list[str] = []
+
+    async def go():
+        backend, evaluated = GatedBackend(hashed_reply), []
+        search, _ = search_with(backend, evaluated)
+        task = asyncio.ensure_future(search.run())
+        for size in WAVES:
+            await until(lambda: len(backend.waiting) == size, f"{size} requests waiting")
+            seen.append(search.status())
+            for gate in backend.waiting:
+                await open_gate(gate, evaluated, task)
+        await until(task.done, "the search ended")
+        seen.append(search.status())
+
+    asyncio.run(go())
+    assert seen == ["2 draft requests", "2 explanations", "4 repair requests", "2 explanations",
+                    "4 repair requests", "-"]

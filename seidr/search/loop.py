@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Iterator, Sequence
 
 from seidr.execution.base import TestOutcome
 from seidr.llm.base import Completion
@@ -99,6 +101,9 @@ class SeidrSearch:
         self._arrived: dict[int, dict | None] = {}
         self.duplicates = 0  # replies whose program was already scored (dedupe)
         self._seen: set[str] = set()
+        # what the search is waiting for right now (a progress display reads it): LLM requests by
+        # kind, and programs being run on the tests
+        self.in_flight: Counter[str] = Counter()
 
     @property
     def solved(self) -> bool:
@@ -216,7 +221,9 @@ class SeidrSearch:
             # a template says the same thing each time: one instruction, its repairs sampled together
             return [template_instruction(prompt_id, self.problem, failing, outcome)]
         messages = self.prompts.explain(self.problem, parent.code, failing, outcome, prompt_id=prompt_id)
-        return [c.text.strip() for c in await self.explainer.sample(messages, n=n)]
+        with self._waiting("explain"):
+            replies = await self.explainer.sample(messages, n=n)
+        return [c.text.strip() for c in replies]
 
     def _job(self, messages, n: int, temperature: float | None, parent_id: int | None, kind: Kind,
              generation: int, explanation: str | None, stream: str | None = None) -> Awaitable[None]:
@@ -225,7 +232,8 @@ class SeidrSearch:
         self._slots_planned += n
 
         async def job() -> None:
-            replies = await self.llm.sample(messages, n=n, temperature=temperature, stream=stream)
+            with self._waiting(kind):
+                replies = await self.llm.sample(messages, n=n, temperature=temperature, stream=stream)
             await asyncio.gather(*(self._score(first + i, reply, parent_id, kind, generation, explanation)
                                    for i, reply in enumerate(replies[:n])))
             for slot in range(first + len(replies), first + n):  # a backend that returned fewer
@@ -250,11 +258,27 @@ class SeidrSearch:
                 self._arrive(slot, None)
                 return
             self._seen.add(code.strip())
-        outcomes = await self.evaluate(code)
+        with self._waiting("run"):
+            outcomes = await self.evaluate(code)
         self._arrive(slot, dict(parent_id=parent_id, kind=kind, generation=generation, code=code,
                                 outcomes=tuple(outcomes), explanation=explanation,
                                 finish_reason=reply.finish_reason, reply_issue=issue,
                                 tokens=reply.completion_tokens))
+
+    @contextmanager
+    def _waiting(self, what: str) -> Iterator[None]:
+        self.in_flight[what] += 1
+        try:
+            yield
+        finally:
+            self.in_flight[what] -= 1
+
+    def status(self) -> str:
+        """What the search waits for now, in words: `2 draft requests · 3 programs running`."""
+        words = {"draft": "draft requests", "explain": "explanations", "repair": "repair requests",
+                 "run": "programs running"}
+        parts = [f"{self.in_flight[what]} {label}" for what, label in words.items() if self.in_flight[what] > 0]
+        return " · ".join(parts) or "-"
 
     def _arrive(self, slot: int, made: dict | None) -> None:
         """Programs are recorded in search order (the order they were asked for), whatever order
