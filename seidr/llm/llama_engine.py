@@ -34,6 +34,37 @@ from seidr.errors import SeidrError
 from seidr.llm.base import Completion
 
 log = logging.getLogger(__name__)
+llama_log = logging.getLogger("seidr.llm.llama_cpp")
+# ggml's log levels as this build's ggml.h numbers them (NONE, DEBUG, INFO, WARN, ERROR, CONT: a
+# continued line); llama-cpp-python's own callback still uses an older numbering, one level too
+# high, which is why the loader's notes reached the console as warnings
+_GGML_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+# What llama.cpp says of Qwen2.5-Coder's GGUF on every load, as a warning, though nothing is
+# wrong: its vocabulary marks `</s>` as an ordinary token, and llama.cpp fixes that itself.
+_HARMLESS = ("was not control-type; this is probably a bug in the model",)
+
+
+def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    """llama.cpp's log into Python's: into main.log, and on the console only from warnings up,
+    with the loader's harmless notices kept to the debug level."""
+    message = text.decode("utf-8", errors="replace").rstrip()
+    if not message:
+        return
+    severity = _GGML_LEVELS.get(level, logging.DEBUG)  # a continued line: debug
+    if severity == logging.INFO or any(marker in message for marker in _HARMLESS):
+        severity = logging.DEBUG  # the loader's progress notes: main.log at debug level only
+    llama_log.log(severity, "%s", message)
+
+
+def route_llama_log(llama_cpp: Any) -> None:
+    """Send llama.cpp's log through `_route_llama_log` (llama-cpp-python's own callback prints
+    error-level lines straight to stderr). The ctypes callback is kept on the module's function so
+    it outlives every engine."""
+    callback = getattr(route_llama_log, "_callback", None)
+    if callback is None:
+        callback = llama_cpp.llama_log_callback(_route_llama_log)
+        route_llama_log._callback = callback  # type: ignore[attr-defined]
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 # sampling as llama-cpp-python's create_chat_completion does it by default, so the embedded model
 # keeps the character it had before batching (top-k 40, top-p 0.95, min-p 0.05)
@@ -96,6 +127,7 @@ class BatchedEngine:
         # llama-cpp-python prints llama.cpp's log unless its logger is above INFO; Llama(verbose=False)
         # sets the same level
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        route_llama_log(llama_cpp)
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
         self._model = llama_cpp.llama_model_load_from_file(path.encode(), model_params)
