@@ -200,3 +200,34 @@ def test_a_branch_that_cannot_move_warns_and_commits_later(tmp_path, caplog):
     assert archive.commit(jsonl, "3 programs") is not None
     repo = git.Repo(tmp_path / "archive")
     assert {"programs/0000.py", "programs/0001.py", "programs/0002.py"} <= _archived(repo, branch)
+
+
+# Task names git refuses in a ref, or that a careless mapping would give one branch
+HOSTILE_NAMES = ["a..b", "..", ".", ".hidden", "x.lock", "x.lock/", "a/b", "/lead", "trail/", "a//b", "@", "a@{1}",
+                 "back\\slash", "sp ace", "tab\t", "ctl\x01\x7f", "q?*[", "~^:", "-dash", "", "ünïcødé", "x" * 300,
+                 "x" * 299, "HumanEval/0", "HumanEval_0", "HumanEval-0", "a.b", "a-b", "a_b", "fizz-buzz"]
+
+
+def test_branch_names_are_valid_and_distinct_for_hostile_task_names(tmp_path):
+    config = {"model": "m", "seed": 0}
+    branches = [branch_name(name, name, name, config, tmp_path / "run") for name in HOSTILE_NAMES]
+    assert len(set(branches)) == len(HOSTILE_NAMES)  # no two task names share a branch
+    for name, branch in zip(HOSTILE_NAMES, branches):
+        check = subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], capture_output=True)
+        assert check.returncode == 0, (name, branch)
+        assert branch.startswith("seidr/") and branch.count("/") == 4, (name, branch)
+    assert branch_name("psb2", "fizz-buzz", "python", config, tmp_path / "run").startswith("seidr/psb2/fizz-buzz/python/")
+
+
+def test_a_hostile_task_name_is_archived_on_its_own_branch(tmp_path, caplog):
+    jsonl = tmp_path / "programs.jsonl"
+    jsonl.write_text("{}\n")
+    with caplog.at_level(logging.WARNING, logger="seidr.tracking"):
+        for number, name in enumerate(["a..b", "x.lock", "a@{1}", ".hidden"]):
+            archive = GitArchive(tmp_path / "archive", branch_name("psb2", name, "python", {}, tmp_path / "run"),
+                                 "py", commit_every=100)
+            archive.add_program(_program(number), jsonl)
+            assert archive.commit(jsonl, f"program {number}") is not None, name
+    assert caplog.text == ""
+    repo = git.Repo(tmp_path / "archive")
+    assert len([ref for ref in repo.refs if ref.path.startswith("refs/heads/seidr/psb2/")]) == 4

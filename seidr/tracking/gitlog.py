@@ -36,13 +36,27 @@ log = logging.getLogger("seidr.tracking")
 CAS_TRIES = 5  # a branch moved under the job this often in a row: warn and try at the next commit
 
 
+REF_PART_CHARS = 60  # a component of a branch name keeps this much of the name it stands for
+
+
+def ref_part(name: str) -> str:
+    """`name` as one component of a git ref name, valid whatever `name` holds (`..`, `@{`, a
+    leading dot, `.lock`, control characters, slashes, any length). A name that had to change
+    gets a digest of itself appended, so two names never give one component."""
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:REF_PART_CHARS].strip("-")
+    if readable and readable == name:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest
+
+
 def branch_name(dataset: str, problem: str, language: str, config: dict[str, Any], run: str | Path) -> str:
-    """One branch per job: problem, language, search configuration and run (its output folder)."""
+    """One branch per job: problem, language, search configuration and run (its output folder);
+    valid for git whatever the dataset, problem and language are called."""
     digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:10]
     # the folder's absolute path: stable when a job resumes in it, distinct for concurrent jobs
     run_digest = hashlib.sha256(str(Path(run).expanduser().resolve()).encode()).hexdigest()[:8]
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", problem).strip("-.") or "problem"
-    return f"seidr/{dataset}/{slug}/{language}/{digest}-{run_digest}"
+    return f"seidr/{ref_part(dataset)}/{ref_part(problem)}/{ref_part(language)}/{digest}-{run_digest}"
 
 
 class GitArchive:
