@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import git
+import pytest
 
 from seidr.config import REPO_ROOT
 from seidr.execution.base import TestOutcome
@@ -231,3 +232,38 @@ def test_a_hostile_task_name_is_archived_on_its_own_branch(tmp_path, caplog):
     assert caplog.text == ""
     repo = git.Repo(tmp_path / "archive")
     assert len([ref for ref in repo.refs if ref.path.startswith("refs/heads/seidr/psb2/")]) == 4
+
+
+@pytest.mark.parametrize("spoiled", ["a file", "a broken config"])
+def test_an_archive_switched_off_names_its_path_and_the_cause_in_one_line(data_dir, tmp_path, spoiled):
+    archive = tmp_path / "archive"
+    if spoiled == "a file":
+        archive.write_text("not a repository\n")
+        cause = "is a file, not a folder"
+    else:
+        git.Repo.init(archive, bare=True)
+        (archive / "config").write_text("[[[ not a git config\n")
+        cause = "no section headers"
+    with OpenAIServer(seidr_reply, model="m") as server:
+        proc = run_main(*BASE, f"model.base_url={server.base_url}", *archive_args(archive),
+                        data_dir=data_dir, output_root=tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "is off for this run" in line]
+    assert f"git archive {archive} is off for this run: " in line and cause in line, line
+    result, programs = read_run(tmp_path / "out")  # the run went on without the archive
+    assert result["solved"] and programs
+
+
+def test_a_failed_git_command_is_told_by_what_git_said(tmp_path):
+    from seidr.tracking.trackers import cause
+
+    archive = GitArchive(tmp_path / "archive", "seidr/psb2/p/python/cfg-run", "py")
+    with pytest.raises(subprocess.CalledProcessError) as missing_object:
+        archive._mktree({"0000.py": ("100644", "1" * 40)})
+    assert cause(missing_object.value) == f"fatal: entry '0000.py' object {'1' * 40} is unavailable"
+    with pytest.raises(git.GitCommandError) as bad_name:
+        archive.repo.git.update_ref("refs/heads/a..b", "1" * 40)
+    assert cause(bad_name.value).startswith("fatal: update_ref failed for ref 'refs/heads/a..b'")
+    assert cause(OSError(28, "No space left on device")) == "[Errno 28] No space left on device"

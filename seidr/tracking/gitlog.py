@@ -84,6 +84,8 @@ class GitArchive:
         self.pushes_failed = 0
 
     def _open(self) -> git.Repo:
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError("it is a file, not a folder for the archive")
         try:
             return git.Repo(self.path)
         except (git.NoSuchPathError, git.InvalidGitRepositoryError):
@@ -186,8 +188,8 @@ class GitArchive:
                 continue
             self._tip = commit.hexsha
             return commit.hexsha
-        log.warning("git archive: could not move branch %s after %d tries (%s); the job's next commit tries "
-                    "again, and its run folder keeps every program", self.branch, CAS_TRIES,
+        log.warning("git archive %s: could not move branch %s after %d tries (%s); the job's next commit tries "
+                    "again, and its run folder keeps every program", self.path, self.branch, CAS_TRIES,
                     self.redactor.message(last))
         return None
 
