@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -267,3 +268,53 @@ def test_a_failed_git_command_is_told_by_what_git_said(tmp_path):
         archive.repo.git.update_ref("refs/heads/a..b", "1" * 40)
     assert cause(bad_name.value).startswith("fatal: update_ref failed for ref 'refs/heads/a..b'")
     assert cause(OSError(28, "No space left on device")) == "[Errno 28] No space left on device"
+
+
+def test_a_job_killed_and_resumed_again_and_again_commits_each_program_once(data_dir, tmp_path):
+    """Three kills, three resumes, one commit per program (commit_every=1) and one for the result:
+    a resumed job's replay of the programs the archive already holds commits nothing."""
+    from tests.test_resume import bodies, deep_reply, job, kill_at
+
+    run_dir, cache_dir, archive = tmp_path / "run", tmp_path / "cache", tmp_path / "archive"
+    tracking = (f"tracking.git.path={archive}", "tracking.git.commit_every=1", "tracking.wandb=null")
+    with OpenAIServer(deep_reply, model="m") as server:
+        answered = server.route
+        for _ in range(3):
+            process = job(server, run_dir, cache_dir, data_dir, *tracking)
+            killed = kill_at(server, process, len(bodies(server)) + 3)  # three new requests in
+            process.wait(timeout=300)
+            assert killed.is_set() and process.returncode == -signal.SIGKILL, process.stderr.read()
+            server.route = answered
+        last = job(server, run_dir, cache_dir, data_dir, *tracking)
+        _, stderr = last.communicate(timeout=300)
+        assert last.returncode == 0, stderr
+    programs = [json.loads(line) for line in (run_dir / "programs.jsonl").read_text().splitlines()]
+    repo = git.Repo(archive)
+    [branch] = [ref.path for ref in repo.refs if ref.path.startswith("refs/heads/seidr/")]
+    # newest first: the result, then each program in turn, back to program 0
+    added = [repo.git.show("--format=", "--name-only", "--diff-filter=A", commit.hexsha, "--", "programs/").split()
+             for commit in repo.iter_commits(branch)]
+    assert added == [[]] + [[f"programs/{p['id']:04d}.py"] for p in reversed(programs)]
+    assert json.loads(repo.git.show(f"{branch}:result.json"))["solved"]
+
+
+def test_a_replayed_program_or_an_unchanged_tree_makes_no_commit(tmp_path):
+    branch = "seidr/psb2/p/python/cfg-run"
+    jsonl = tmp_path / "programs.jsonl"
+    jsonl.write_text("{}\n")
+    first = GitArchive(tmp_path / "archive", branch, "py", commit_every=1)
+    for number in range(3):
+        first.add_program(_program(number), jsonl)
+    tip = first.commit(jsonl, "3 programs")
+    assert first.commits == 3 and tip is not None
+    assert first.commit(jsonl, "nothing new") == tip and first.commits == 3  # the same tree: no commit
+    # a resumed job replays the three (its programs.jsonl has grown meanwhile): nothing to commit
+    jsonl.write_text("{}\n{}\n")
+    resumed = GitArchive(tmp_path / "archive", branch, "py", commit_every=1)
+    for number in range(3):
+        resumed.add_program(_program(number), jsonl)
+    repo = git.Repo(tmp_path / "archive")
+    assert resumed.commits == 0 and repo.commit(f"refs/heads/{branch}").hexsha == tip
+    resumed.add_program(_program(3), jsonl)  # a new program is committed, with the grown file
+    assert resumed.commits == 1 and repo.git.show(f"refs/heads/{branch}:programs.jsonl") == "{}\n{}"
+    assert len(list(repo.iter_commits(f"refs/heads/{branch}"))) == 4

@@ -127,8 +127,12 @@ class GitArchive:
         return self._mktree(top)
 
     def add_program(self, program: Program, programs_jsonl: Path) -> None:
-        self._files[f"programs/{program.id:04d}.{self.extension}"] = self._blob(
-            self.redactor.text(program.code).encode())
+        self._load_branch()
+        name = f"programs/{program.id:04d}.{self.extension}"
+        blob = self._blob(self.redactor.text(program.code).encode())
+        if self._files.get(name) == blob:
+            return  # a resumed job replaying a program an earlier run of it archived: nothing new
+        self._files[name] = blob
         self._pending += 1
         if self._pending >= self.commit_every:
             self.commit(programs_jsonl, f"{program.id + 1} programs")
@@ -142,19 +146,26 @@ class GitArchive:
         message = self.redactor.message(message)
         if not self._files:
             return None
-        if not self._carried:  # keep what earlier runs of this job committed on the branch
-            self._tip = self._head()
-            self._carry(self._tip)
-            self._carried = True
-        commit = self._swap_in(message)
+        self._load_branch()
+        commit, made = self._swap_in(message)
         if commit is None:
             return None
+        if not made:  # the branch already holds all of it: no empty commit
+            self._pending = 0
+            return commit
         self.commits += 1
         self._unpushed += self._pending
         self._pending = 0
         if self.remote and self._unpushed >= self.push_every:
             self.push()
         return commit
+
+    def _load_branch(self) -> None:
+        """Once: what earlier runs of this job committed on the branch, kept in its next commits."""
+        if not self._carried:
+            self._tip = self._head()
+            self._carry(self._tip)
+            self._carried = True
 
     def _carry(self, head: str | None) -> None:
         """Files of the branch at `head` that this job has not written (its own win)."""
@@ -163,12 +174,15 @@ class GitArchive:
                 meta, name = line.split("\t", 1)
                 self._files.setdefault(name, meta.split()[2])
 
-    def _swap_in(self, message: str) -> str | None:
-        """A commit of the files on top of the branch, moved there by compare-and-swap; None
-        (with a warning, the files kept for the next commit) if the branch kept moving."""
+    def _swap_in(self, message: str) -> tuple[str | None, bool]:
+        """A commit of the files on top of the branch, moved there by compare-and-swap, and
+        True; the branch's commit and False if it holds the files already; None (with a warning,
+        the files kept for the next commit) if the branch kept moving."""
         last = "moved"
         for attempt in range(1, CAS_TRIES + 1):
             tree = self.repo.tree(self._tree())
+            if self._tip and self.repo.commit(self._tip).tree.hexsha == tree.hexsha:
+                return self._tip, False
             parents = [self.repo.commit(self._tip)] if self._tip else []
             commit = git.Commit.create_from_tree(self.repo, tree, message, parent_commits=parents, head=False,
                                                  author=self.author, committer=self.author)
@@ -187,11 +201,11 @@ class GitArchive:
                 self._carry(head)
                 continue
             self._tip = commit.hexsha
-            return commit.hexsha
+            return commit.hexsha, True
         log.warning("git archive %s: could not move branch %s after %d tries (%s); the job's next commit tries "
                     "again, and its run folder keeps every program", self.path, self.branch, CAS_TRIES,
                     self.redactor.message(last))
-        return None
+        return None, False
 
     def finish(self, programs_jsonl: Path, result: dict[str, Any], message: str) -> None:
         """The last commit (result and best program), the best-program tag, and a final push."""
