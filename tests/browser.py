@@ -84,5 +84,6 @@ def read_view(page: Path) -> dict:
         driver.get(page.resolve().as_uri())
         wait_for(driver, ".node")
         seen = driver.execute_script(READ_EVERY_PROGRAM)
-        seen["errors"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        console = driver.get_log("browser")
+        seen["errors"] = [entry["message"] for entry in console if entry["level"] == "SEVERE"]
         return seen

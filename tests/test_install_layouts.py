@@ -207,7 +207,8 @@ def test_an_editable_install_imports_from_any_folder_with_the_clone_named_seidr(
     imports seidr from the clone's parent (where the folder could pass for a package), from a
     script there, from inside the clone and from elsewhere."""
     clone = repository_copy(tmp_path / "seidr")
-    subprocess.run([sys._base_executable, "-m", "venv", str(tmp_path / "venv")], check=True, capture_output=True)
+    subprocess.run([sys._base_executable, "-m", "venv", str(tmp_path / "venv")], check=True,
+                   capture_output=True)
     python = tmp_path / "venv" / "bin" / "python"
     # the dependencies are this interpreter's (installing them again would take minutes); a plain
     # path line, sorted after the install's own, so nothing there runs or comes first
@@ -222,6 +223,7 @@ def test_an_editable_install_imports_from_any_folder_with_the_clone_named_seidr(
     (tmp_path / "elsewhere").mkdir()
     for cwd, command in [(tmp_path, ["-c", USES_SEIDR]), (tmp_path, ["use_seidr.py"]),
                          (clone, ["-c", USES_SEIDR]), (tmp_path / "elsewhere", ["-c", USES_SEIDR])]:
-        done = subprocess.run([str(python), *command], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+        done = subprocess.run([str(python), *command], capture_output=True, text=True, cwd=cwd, env=env,
+                              timeout=120)
         assert done.returncode == 0, f"from {cwd}: {done.stderr[-2000:]}"
         assert done.stdout.strip() == str(clone / "seidr" / "__init__.py"), (cwd, done.stdout)

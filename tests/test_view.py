@@ -6,12 +6,14 @@ import html
 import json
 import os
 import shutil
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from seidr.view import ASSETS, code_diff, load_run, main, render, solution_path, write_run_view
+from seidr.view import (ASSETS, code_diff, load_run, main, render, solution_path, write_run_view,
+                        write_sweep_view)
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main
 from tests.test_resume import deep_reply
@@ -163,7 +165,8 @@ def hostile_run(folder: Path) -> Path:
                 "explanation": None if i == 0 else f"{HOSTILE[i]} {nasty}", "feedback": feedback,
                 "reply_issue": HOSTILE[i]} for i in range(len(HOSTILE))]
     (folder / "programs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    result = {"dataset": "<b>psb2</b>", "problem": "fizz</title><script>window.__seidrRan = 'title'</script>\\",
+    result = {"dataset": "<b>psb2</b>",
+              "problem": "fizz</title><script>window.__seidrRan = 'title'</script>\\",
               "model": nasty, "split": "<i>", "solved": False, "val_score": 0.5, "best_program_id": 3}
     (folder / "result.json").write_text(json.dumps(result))
     return folder
@@ -211,3 +214,19 @@ def test_hostile_texts_are_drawn_as_text_and_nothing_runs_in_chromium(tmp_path):
             test = record["feedback"]
             assert shown["shown"] == [test["input"], test["expected"], test["actual"], test["error"]]
             assert record["code"].splitlines()[0] in shown["diff"]
+
+
+def test_a_sweep_index_shows_hostile_names_as_text(tmp_path):
+    sweep = tmp_path / "sweep <i>&amp;"
+    job = sweep / "job <img src=x onerror=\"window.__seidrRan = 'job'\">"
+    job.mkdir(parents=True)
+    result = json.loads((hostile_run(job) / "result.json").read_text())
+    index = (write_sweep_view(sweep)).read_text()
+    parts, clean = PageParts(), PageParts()
+    parts.feed(index)
+    clean.feed((ASSETS / "sweep.html").read_text(encoding="utf-8"))
+    added = Counter(parts.tags)
+    added.subtract(clean.tags)
+    assert +added == Counter({"td": 7, "tr": 1, "a": 1})  # one row of cells and its link, nothing else
+    shown = html.unescape(index)
+    assert f"{result['dataset']}/{result['problem']}" in shown and sweep.name in shown and job.name in shown
