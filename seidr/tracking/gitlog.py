@@ -1,9 +1,11 @@
 """A git archive of every job's programs (GitPython).
 
 Each job commits to its own branch, `seidr/<dataset>/<problem>/<language>/<config hash>-<run hash>`,
-in a repository that is created if missing (by default under the output root). The run hash is of
-the job's output folder, so jobs with the same config never share a branch and a resumed job
-(same folder) continues its own. Commits are written with git's plumbing (blobs, `mktree`, a
+in a repository that is created if missing (by default under the output root). A dataset,
+problem or language name holding anything but letters, digits, `_` and `-` keeps those and gets a
+digest of itself, so every name makes a valid branch and two names never share one. The run hash is
+of the job's output folder, so jobs with the same config never share a branch and a resumed job
+(same folder) continues its own, committing only programs the branch does not hold yet. Commits are written with git's plumbing (blobs, `mktree`, a
 commit, then a compare-and-swap update of the branch), so no work tree is checked out and jobs
 never touch each other's files. That is why concurrent jobs can share one archive without a lock:
 git writes objects atomically, each job owns its branch, and `update-ref` with the expected old
