@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -72,9 +73,9 @@ for (const node of document.querySelectorAll(".node")) {
 }
 return {programs, title: text(document.getElementById("title")), documentTitle: document.title,
         summary: text(document.getElementById("summary")),
-        elements: [...document.querySelectorAll("*")].map((e) => e.tagName.toLowerCase()),
-        ran: window.__seidrRan === undefined ? null : String(window.__seidrRan)};
+        elements: [...document.querySelectorAll("*")].map((e) => e.tagName.toLowerCase())};
 """
+RAN = "return window.__seidrRan === undefined ? null : String(window.__seidrRan);"
 
 
 def read_view(page: Path) -> dict:
@@ -84,6 +85,8 @@ def read_view(page: Path) -> dict:
         driver.get(page.resolve().as_uri())
         wait_for(driver, ".node")
         seen = driver.execute_script(READ_EVERY_PROGRAM)
+        time.sleep(1)  # an injected handler (an image's onerror) would run after the clicks
+        seen["ran"] = driver.execute_script(RAN)
         console = driver.get_log("browser")
         seen["errors"] = [entry["message"] for entry in console if entry["level"] == "SEVERE"]
         return seen
