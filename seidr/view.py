@@ -10,6 +10,7 @@ import difflib
 import html
 import json
 import os
+import re
 import sys
 import webbrowser
 from pathlib import Path
@@ -73,14 +74,31 @@ def solution_path(by_id: dict[int, dict[str, Any]], best: int | None) -> list[in
     return path[::-1]
 
 
+# What could end a <script> element or open a comment in it, and the two line separators some
+# JavaScript parsers take for a line end: escaped so the JSON block is inert whatever it holds.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_SLOT = re.compile(r"/\*(?:STYLE|SCRIPT|DATA)\*/|<!--(?:TITLE|ROWS|PLOTS)-->")
+
+
+def script_json(data: Any) -> str:
+    """`data` as JSON that cannot end or change the <script> block it is put in."""
+    return json.dumps(data, ensure_ascii=False).translate(_SCRIPT_SAFE)
+
+
+def fill(template: str, slots: dict[str, str]) -> str:
+    """Each slot of the template replaced in one pass: text put in is never searched for slots."""
+    return _SLOT.sub(lambda match: slots[match.group(0)], template)
+
+
 def render(data: dict[str, Any]) -> str:
-    """The page for one run."""
+    """The page for one run. The data goes in as a JSON block the script reads (never as code or
+    markup), the title as escaped text; the script puts every text on the page as text."""
     template = (ASSETS / "run.html").read_text(encoding="utf-8")
-    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")  # safe inside <script>
-    return (template.replace("/*STYLE*/", (ASSETS / "view.css").read_text(encoding="utf-8"))
-            .replace("/*SCRIPT*/", (ASSETS / "view.js").read_text(encoding="utf-8"))
-            .replace("/*DATA*/null", payload)
-            .replace("<!--TITLE-->", html.escape(data["title"])))
+    return fill(template, {"/*STYLE*/": (ASSETS / "view.css").read_text(encoding="utf-8"),
+                           "/*SCRIPT*/": (ASSETS / "view.js").read_text(encoding="utf-8"),
+                           "/*DATA*/": script_json(data),
+                           "<!--TITLE-->": html.escape(data["title"])})
 
 
 def write_run_view(run_dir: Path, redactor: Redactor | None = None) -> Path:
@@ -118,10 +136,9 @@ def write_sweep_view(sweep_dir: Path, redactor: Redactor | None = None) -> Path:
     plots = "".join(f'<figure><img src="{html.escape(str(p.relative_to(sweep_dir)))}" alt="{html.escape(p.stem)}">'
                     f"<figcaption>{html.escape(p.stem)}</figcaption></figure>"
                     for p in sorted(sweep_dir.rglob("*.png")))
-    page = (ASSETS / "sweep.html").read_text(encoding="utf-8")
-    page = (page.replace("/*STYLE*/", (ASSETS / "view.css").read_text(encoding="utf-8"))
-            .replace("<!--TITLE-->", html.escape(sweep_dir.name)).replace("<!--ROWS-->", cells)
-            .replace("<!--PLOTS-->", plots))
+    page = fill((ASSETS / "sweep.html").read_text(encoding="utf-8"),
+                {"/*STYLE*/": (ASSETS / "view.css").read_text(encoding="utf-8"),
+                 "<!--TITLE-->": html.escape(sweep_dir.name), "<!--ROWS-->": cells, "<!--PLOTS-->": plots})
     target = sweep_dir / "view.html"
     target.write_text(page, encoding="utf-8")
     return target

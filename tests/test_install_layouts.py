@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -184,3 +185,45 @@ def test_harness_is_standard_library_only():
     imported = {line.split()[1].split(".")[0] for line in source.splitlines()
                 if line.startswith(("import ", "from "))}
     assert imported and imported <= stdlib | {"__future__"}, imported - stdlib
+
+
+USES_SEIDR = """
+from seidr import dev
+import seidr, seidr.data.jsonl
+print(seidr.__file__)
+"""
+
+
+def repository_copy(where: Path) -> Path:
+    """The repository as a user's clone would hold it (no venv, outputs or build files)."""
+    shutil.copytree(REPO_ROOT, where, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "outputs", "multirun", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
+    return where
+
+
+@pytest.mark.slow
+def test_an_editable_install_imports_from_any_folder_with_the_clone_named_seidr(tmp_path):
+    """A clone in a folder named `seidr`, installed as scripts/setup.sh does (`pip install -e`),
+    imports seidr from the clone's parent (where the folder could pass for a package), from a
+    script there, from inside the clone and from elsewhere."""
+    clone = repository_copy(tmp_path / "seidr")
+    subprocess.run([sys._base_executable, "-m", "venv", str(tmp_path / "venv")], check=True,
+                   capture_output=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    # the dependencies are this interpreter's (installing them again would take minutes); a plain
+    # path line, sorted after the install's own, so nothing there runs or comes first
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "zz_seidr_test_dependencies.pth").write_text(f"{sysconfig.get_paths()['purelib']}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # not the tests' own seidr
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", "-e", str(clone)],
+                               capture_output=True, text=True, env=env, timeout=600)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    (tmp_path / "use_seidr.py").write_text(USES_SEIDR)
+    (tmp_path / "elsewhere").mkdir()
+    for cwd, command in [(tmp_path, ["-c", USES_SEIDR]), (tmp_path, ["use_seidr.py"]),
+                         (clone, ["-c", USES_SEIDR]), (tmp_path / "elsewhere", ["-c", USES_SEIDR])]:
+        done = subprocess.run([str(python), *command], capture_output=True, text=True, cwd=cwd, env=env,
+                              timeout=120)
+        assert done.returncode == 0, f"from {cwd}: {done.stderr[-2000:]}"
+        assert done.stdout.strip() == str(clone / "seidr" / "__init__.py"), (cwd, done.stdout)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 import subprocess
 import sys
 
 import git
+import pytest
 
 from seidr.config import REPO_ROOT
 from seidr.execution.base import TestOutcome
@@ -200,3 +202,120 @@ def test_a_branch_that_cannot_move_warns_and_commits_later(tmp_path, caplog):
     assert archive.commit(jsonl, "3 programs") is not None
     repo = git.Repo(tmp_path / "archive")
     assert {"programs/0000.py", "programs/0001.py", "programs/0002.py"} <= _archived(repo, branch)
+
+
+# Task names git refuses in a ref, or that a careless mapping would give one branch
+HOSTILE_NAMES = ["a..b", "..", ".", ".hidden", "x.lock", "x.lock/", "a/b", "/lead", "trail/", "a//b", "@", "a@{1}",
+                 "back\\slash", "sp ace", "tab\t", "ctl\x01\x7f", "q?*[", "~^:", "-dash", "", "ünïcødé", "x" * 300,
+                 "x" * 299, "HumanEval/0", "HumanEval_0", "HumanEval-0", "a.b", "a-b", "a_b", "fizz-buzz"]
+
+
+def test_branch_names_are_valid_and_distinct_for_hostile_task_names(tmp_path):
+    config = {"model": "m", "seed": 0}
+    branches = [branch_name(name, name, name, config, tmp_path / "run") for name in HOSTILE_NAMES]
+    assert len(set(branches)) == len(HOSTILE_NAMES)  # no two task names share a branch
+    for name, branch in zip(HOSTILE_NAMES, branches):
+        check = subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], capture_output=True)
+        assert check.returncode == 0, (name, branch)
+        assert branch.startswith("seidr/") and branch.count("/") == 4, (name, branch)
+    plain = branch_name("psb2", "fizz-buzz", "python", config, tmp_path / "run")
+    assert plain.startswith("seidr/psb2/fizz-buzz/python/")  # a name git takes is kept as it is
+
+
+def test_a_hostile_task_name_is_archived_on_its_own_branch(tmp_path, caplog):
+    jsonl = tmp_path / "programs.jsonl"
+    jsonl.write_text("{}\n")
+    with caplog.at_level(logging.WARNING, logger="seidr.tracking"):
+        for number, name in enumerate(["a..b", "x.lock", "a@{1}", ".hidden"]):
+            branch = branch_name("psb2", name, "python", {}, tmp_path / "run")
+            archive = GitArchive(tmp_path / "archive", branch, "py", commit_every=100)
+            archive.add_program(_program(number), jsonl)
+            assert archive.commit(jsonl, f"program {number}") is not None, name
+    assert caplog.text == ""
+    repo = git.Repo(tmp_path / "archive")
+    assert len([ref for ref in repo.refs if ref.path.startswith("refs/heads/seidr/psb2/")]) == 4
+
+
+@pytest.mark.parametrize("spoiled", ["a file", "a broken config"])
+def test_an_archive_switched_off_names_its_path_and_the_cause_in_one_line(data_dir, tmp_path, spoiled):
+    archive = tmp_path / "archive"
+    if spoiled == "a file":
+        archive.write_text("not a repository\n")
+        cause = "is a file, not a folder"
+    else:
+        git.Repo.init(archive, bare=True)
+        (archive / "config").write_text("[[[ not a git config\n")
+        cause = "no section headers"
+    with OpenAIServer(seidr_reply, model="m") as server:
+        proc = run_main(*BASE, f"model.base_url={server.base_url}", *archive_args(archive),
+                        data_dir=data_dir, output_root=tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "is off for this run" in line]
+    assert f"git archive {archive} is off for this run: " in line and cause in line, line
+    result, programs = read_run(tmp_path / "out")  # the run went on without the archive
+    assert result["solved"] and programs
+
+
+def test_a_failed_git_command_is_told_by_what_git_said(tmp_path):
+    from seidr.tracking.trackers import cause
+
+    archive = GitArchive(tmp_path / "archive", "seidr/psb2/p/python/cfg-run", "py")
+    with pytest.raises(subprocess.CalledProcessError) as missing_object:
+        archive._mktree({"0000.py": ("100644", "1" * 40)})
+    assert cause(missing_object.value) == f"fatal: entry '0000.py' object {'1' * 40} is unavailable"
+    with pytest.raises(git.GitCommandError) as bad_name:
+        archive.repo.git.update_ref("refs/heads/a..b", "1" * 40)
+    assert cause(bad_name.value).startswith("fatal: update_ref failed for ref 'refs/heads/a..b'")
+    assert cause(OSError(28, "No space left on device")) == "[Errno 28] No space left on device"
+
+
+def test_a_job_killed_and_resumed_again_and_again_commits_each_program_once(data_dir, tmp_path):
+    """Three kills, three resumes, one commit per program (commit_every=1) and one for the result:
+    a resumed job's replay of the programs the archive already holds commits nothing."""
+    from tests.test_resume import bodies, deep_reply, job, kill_at
+
+    run_dir, cache_dir, archive = tmp_path / "run", tmp_path / "cache", tmp_path / "archive"
+    tracking = (f"tracking.git.path={archive}", "tracking.git.commit_every=1", "tracking.wandb=null")
+    with OpenAIServer(deep_reply, model="m") as server:
+        answered = server.route
+        for _ in range(3):
+            process = job(server, run_dir, cache_dir, data_dir, *tracking)
+            killed = kill_at(server, process, len(bodies(server)) + 3)  # three new requests in
+            process.wait(timeout=300)
+            assert killed.is_set() and process.returncode == -signal.SIGKILL, process.stderr.read()
+            server.route = answered
+        last = job(server, run_dir, cache_dir, data_dir, *tracking)
+        _, stderr = last.communicate(timeout=300)
+        assert last.returncode == 0, stderr
+    programs = [json.loads(line) for line in (run_dir / "programs.jsonl").read_text().splitlines()]
+    repo = git.Repo(archive)
+    [branch] = [ref.path for ref in repo.refs if ref.path.startswith("refs/heads/seidr/")]
+    # newest first: the result, then each program in turn, back to program 0
+    added = [repo.git.show("--format=", "--name-only", "--diff-filter=A", commit.hexsha, "--",
+                           "programs/").split() for commit in repo.iter_commits(branch)]
+    assert added == [[]] + [[f"programs/{p['id']:04d}.py"] for p in reversed(programs)]
+    assert json.loads(repo.git.show(f"{branch}:result.json"))["solved"]
+
+
+def test_a_replayed_program_or_an_unchanged_tree_makes_no_commit(tmp_path):
+    branch = "seidr/psb2/p/python/cfg-run"
+    jsonl = tmp_path / "programs.jsonl"
+    jsonl.write_text("{}\n")
+    first = GitArchive(tmp_path / "archive", branch, "py", commit_every=1)
+    for number in range(3):
+        first.add_program(_program(number), jsonl)
+    tip = first.commit(jsonl, "3 programs")
+    assert first.commits == 3 and tip is not None
+    assert first.commit(jsonl, "nothing new") == tip and first.commits == 3  # the same tree: no commit
+    # a resumed job replays the three (its programs.jsonl has grown meanwhile): nothing to commit
+    jsonl.write_text("{}\n{}\n")
+    resumed = GitArchive(tmp_path / "archive", branch, "py", commit_every=1)
+    for number in range(3):
+        resumed.add_program(_program(number), jsonl)
+    repo = git.Repo(tmp_path / "archive")
+    assert resumed.commits == 0 and repo.commit(f"refs/heads/{branch}").hexsha == tip
+    resumed.add_program(_program(3), jsonl)  # a new program is committed, with the grown file
+    assert resumed.commits == 1 and repo.git.show(f"refs/heads/{branch}:programs.jsonl") == "{}\n{}"
+    assert len(list(repo.iter_commits(f"refs/heads/{branch}"))) == 4

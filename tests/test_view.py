@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
+from collections import Counter
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from seidr.view import ASSETS, code_diff, load_run, main, solution_path, write_run_view
+from seidr.view import (ASSETS, code_diff, load_run, main, render, solution_path, write_run_view,
+                        write_sweep_view)
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main
 from tests.test_resume import deep_reply
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
+                                    reason="needs Debian's chromium and chromium-driver (scripts/setup.sh installs "
+                                           "them as root)")
+
+
+class PageParts(HTMLParser):
+    """The elements of a page as an HTML parser reads them, and the text of its data block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.data_block: list[str] = []
+        self._in_data = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._in_data = tag == "script" and ("id", "seidr-data") in attrs
+
+    def handle_endtag(self, tag):
+        self._in_data = False
+
+    def handle_data(self, data):
+        if self._in_data:
+            self.data_block.append(data)
+
+
+def embedded_data(page: str):
+    parts = PageParts()
+    parts.feed(page)
+    return json.loads("".join(parts.data_block))
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +94,7 @@ def test_page_is_self_contained(scripted_run):
     # the style, the script and the run's data are all inside the page
     assert "/*STYLE*/" not in page and "/*SCRIPT*/" not in page and "/*DATA*/" not in page
     assert (ASSETS / "view.js").read_text(encoding="utf-8") in page
-    embedded = page.split("const SEIDR = ", 1)[1].split(";</script>", 1)[0]
-    assert json.loads(embedded) == json.loads(json.dumps(load_run(scripted_run)))
+    assert embedded_data(page) == json.loads(json.dumps(load_run(scripted_run)))
 
 
 def test_cli_writes_the_page_and_a_sweep_index(scripted_run, capsys):
@@ -91,8 +124,7 @@ def test_a_thousand_programs_make_one_page(tmp_path):
     assert page.read_text().count('"kind": "repair"') == 990
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
-                    reason="needs Debian's chromium and chromium-driver (scripts/setup.sh installs them as root)")
+@needs_chromium
 def test_clicking_a_repair_shows_its_code_and_diff_in_chromium(scripted_run, tmp_path):
     from tests.browser import screenshot_view
 
@@ -104,9 +136,97 @@ def test_clicking_a_repair_shows_its_code_and_diff_in_chromium(scripted_run, tmp
     assert shot.stat().st_size > 10_000
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"), reason="needs Debian's chromium and chromium-driver")
+@needs_chromium
 def test_a_thousand_program_tree_renders_and_responds(tmp_path):
     from tests.browser import screenshot_view
 
     texts = screenshot_view(write_run_view(thousand_program_run(tmp_path)), tmp_path / "big.png")
     assert f"program #{texts['selected']} · repair" in texts["detail"].lower()
+
+
+# Texts a program, a model or a dataset could hold that would change a page built carelessly: ending
+# a script block or opening a comment in it, markup with handlers, a string break-out, the line
+# separators, the page template's own slot names, entities that must show as typed.
+HOSTILE = ["<!--<script>", "</script><script>window.__seidrRan = 'script'</script>",
+           "<img src=x onerror=\"window.__seidrRan = 'img'\">", "'\"><svg onload=\"window.__seidrRan = 'svg'\">",
+           "\u2028\u2029 separators", "\"; window.__seidrRan = 'string'; //", "/*DATA*/ /*SCRIPT*/ <!--TITLE-->",
+           "&lt;b&gt; &amp; ${window.__seidrRan = 'template'}", "<style>body { display: none }</style>", "tail \\"]
+
+
+def hostile_run(folder: Path) -> Path:
+    """A run folder whose code, outputs, explanations, issues, model and task name are all hostile."""
+    nasty = "\n".join(HOSTILE)
+    feedback = {"test": 0, "input": nasty, "expected": "<b>" + nasty, "actual": nasty + "</pre>",
+                "error": "Traceback <!-- " + nasty}
+    records = [{"id": i, "parent_id": None if i == 0 else i - 1, "kind": "draft" if i == 0 else "repair",
+                "generation": i, "code": f"# {HOSTILE[i]}\nprint('{HOSTILE[-i]}')  # {nasty}\n",
+                "val_score": i / len(HOSTILE), "val_pass_rate": i / len(HOSTILE),
+                "passed": [True] * i + [False] * (len(HOSTILE) - i),
+                "explanation": None if i == 0 else f"{HOSTILE[i]} {nasty}", "feedback": feedback,
+                "reply_issue": HOSTILE[i]} for i in range(len(HOSTILE))]
+    (folder / "programs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = {"dataset": "<b>psb2</b>",
+              "problem": "fizz</title><script>window.__seidrRan = 'title'</script>\\",
+              "model": nasty, "split": "<i>", "solved": False, "val_score": 0.5, "best_program_id": 3}
+    (folder / "result.json").write_text(json.dumps(result))
+    return folder
+
+
+def test_embedded_data_cannot_end_or_change_its_script_block(tmp_path):
+    data = load_run(hostile_run(tmp_path))
+    page = render(data)
+    parts = PageParts()
+    parts.feed(page)
+    clean = PageParts()
+    clean.feed((ASSETS / "run.html").read_text(encoding="utf-8"))
+    assert parts.tags == clean.tags  # the run added no element to the template's
+    block = "".join(parts.data_block)
+    # nothing in the block can start a tag, a comment or an entity, or end a JavaScript line
+    assert not set(block) & {"<", ">", "&", "\u2028", "\u2029"}
+    assert json.loads(block) == data
+    title = data["title"]
+    assert title.endswith("\\") and f"<title>seidr · {html.escape(title)}</title>" in page
+
+
+@needs_chromium
+def test_hostile_texts_are_drawn_as_text_and_nothing_runs_in_chromium(tmp_path):
+    from tests.browser import read_view
+
+    run = hostile_run(tmp_path)
+    records = [json.loads(line) for line in (run / "programs.jsonl").read_text().splitlines()]
+    result = json.loads((run / "result.json").read_text())
+    seen = read_view(write_run_view(run))
+    assert seen["ran"] is None, f"a text from the run ran as script: {seen['ran']}"
+    assert seen["errors"] == []
+    tags = seen["elements"]
+    assert tags.count("script") == 2 and tags.count("style") == 1
+    assert not {"img", "svg", "iframe", "i"} & set(tags)
+    title = f"{result['dataset']}/{result['problem']}"
+    assert seen["title"] == title and seen["documentTitle"] == f"seidr · {title}"
+    assert result["model"] in seen["summary"] and result["split"] in seen["summary"]
+    assert [p["id"] for p in seen["programs"]] == [r["id"] for r in records]  # every node drawn
+    for shown, record in zip(seen["programs"], records):
+        assert shown["code"] == record["code"]
+        assert shown["explanation"] == record["explanation"]
+        assert record["reply_issue"] in shown["row"]
+        assert shown["heading"].startswith(f"Program #{record['id']} · {record['kind']}")
+        if record["parent_id"] is not None:
+            test = record["feedback"]
+            assert shown["shown"] == [test["input"], test["expected"], test["actual"], test["error"]]
+            assert record["code"].splitlines()[0] in shown["diff"]
+
+
+def test_a_sweep_index_shows_hostile_names_as_text(tmp_path):
+    sweep = tmp_path / "sweep <i>&amp;"
+    job = sweep / "job <img src=x onerror=\"window.__seidrRan = 'job'\">"
+    job.mkdir(parents=True)
+    result = json.loads((hostile_run(job) / "result.json").read_text())
+    index = (write_sweep_view(sweep)).read_text()
+    parts, clean = PageParts(), PageParts()
+    parts.feed(index)
+    clean.feed((ASSETS / "sweep.html").read_text(encoding="utf-8"))
+    added = Counter(parts.tags)
+    added.subtract(clean.tags)
+    assert +added == Counter({"td": 7, "tr": 1, "a": 1})  # one row of cells and its link, nothing else
+    shown = html.unescape(index)
+    assert f"{result['dataset']}/{result['problem']}" in shown and sweep.name in shown and job.name in shown

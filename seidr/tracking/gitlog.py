@@ -1,9 +1,11 @@
 """A git archive of every job's programs (GitPython).
 
 Each job commits to its own branch, `seidr/<dataset>/<problem>/<language>/<config hash>-<run hash>`,
-in a repository that is created if missing (by default under the output root). The run hash is of
-the job's output folder, so jobs with the same config never share a branch and a resumed job
-(same folder) continues its own. Commits are written with git's plumbing (blobs, `mktree`, a
+in a repository that is created if missing (by default under the output root). A dataset,
+problem or language name holding anything but letters, digits, `_` and `-` keeps those and gets a
+digest of itself, so every name makes a valid branch and two names never share one. The run hash is
+of the job's output folder, so jobs with the same config never share a branch and a resumed job
+(same folder) continues its own, committing only programs the branch does not hold yet. Commits are written with git's plumbing (blobs, `mktree`, a
 commit, then a compare-and-swap update of the branch), so no work tree is checked out and jobs
 never touch each other's files. That is why concurrent jobs can share one archive without a lock:
 git writes objects atomically, each job owns its branch, and `update-ref` with the expected old
@@ -36,13 +38,27 @@ log = logging.getLogger("seidr.tracking")
 CAS_TRIES = 5  # a branch moved under the job this often in a row: warn and try at the next commit
 
 
+REF_PART_CHARS = 60  # a component of a branch name keeps this much of the name it stands for
+
+
+def ref_part(name: str) -> str:
+    """`name` as one component of a git ref name, valid whatever `name` holds (`..`, `@{`, a
+    leading dot, `.lock`, control characters, slashes, any length). A name that had to change
+    gets a digest of itself appended, so two names never give one component."""
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:REF_PART_CHARS].strip("-")
+    if readable and readable == name:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest
+
+
 def branch_name(dataset: str, problem: str, language: str, config: dict[str, Any], run: str | Path) -> str:
-    """One branch per job: problem, language, search configuration and run (its output folder)."""
+    """One branch per job: problem, language, search configuration and run (its output folder);
+    valid for git whatever the dataset, problem and language are called."""
     digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:10]
     # the folder's absolute path: stable when a job resumes in it, distinct for concurrent jobs
     run_digest = hashlib.sha256(str(Path(run).expanduser().resolve()).encode()).hexdigest()[:8]
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", problem).strip("-.") or "problem"
-    return f"seidr/{dataset}/{slug}/{language}/{digest}-{run_digest}"
+    return f"seidr/{ref_part(dataset)}/{ref_part(problem)}/{ref_part(language)}/{digest}-{run_digest}"
 
 
 class GitArchive:
@@ -70,6 +86,8 @@ class GitArchive:
         self.pushes_failed = 0
 
     def _open(self) -> git.Repo:
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError("it is a file, not a folder for the archive")
         try:
             return git.Repo(self.path)
         except (git.NoSuchPathError, git.InvalidGitRepositoryError):
@@ -111,8 +129,12 @@ class GitArchive:
         return self._mktree(top)
 
     def add_program(self, program: Program, programs_jsonl: Path) -> None:
-        self._files[f"programs/{program.id:04d}.{self.extension}"] = self._blob(
-            self.redactor.text(program.code).encode())
+        self._load_branch()
+        name = f"programs/{program.id:04d}.{self.extension}"
+        blob = self._blob(self.redactor.text(program.code).encode())
+        if self._files.get(name) == blob:
+            return  # a resumed job replaying a program an earlier run of it archived: nothing new
+        self._files[name] = blob
         self._pending += 1
         if self._pending >= self.commit_every:
             self.commit(programs_jsonl, f"{program.id + 1} programs")
@@ -126,19 +148,26 @@ class GitArchive:
         message = self.redactor.message(message)
         if not self._files:
             return None
-        if not self._carried:  # keep what earlier runs of this job committed on the branch
-            self._tip = self._head()
-            self._carry(self._tip)
-            self._carried = True
-        commit = self._swap_in(message)
+        self._load_branch()
+        commit, made = self._swap_in(message)
         if commit is None:
             return None
+        if not made:  # the branch already holds all of it: no empty commit
+            self._pending = 0
+            return commit
         self.commits += 1
         self._unpushed += self._pending
         self._pending = 0
         if self.remote and self._unpushed >= self.push_every:
             self.push()
         return commit
+
+    def _load_branch(self) -> None:
+        """Once: what earlier runs of this job committed on the branch, kept in its next commits."""
+        if not self._carried:
+            self._tip = self._head()
+            self._carry(self._tip)
+            self._carried = True
 
     def _carry(self, head: str | None) -> None:
         """Files of the branch at `head` that this job has not written (its own win)."""
@@ -147,12 +176,15 @@ class GitArchive:
                 meta, name = line.split("\t", 1)
                 self._files.setdefault(name, meta.split()[2])
 
-    def _swap_in(self, message: str) -> str | None:
-        """A commit of the files on top of the branch, moved there by compare-and-swap; None
-        (with a warning, the files kept for the next commit) if the branch kept moving."""
+    def _swap_in(self, message: str) -> tuple[str | None, bool]:
+        """A commit of the files on top of the branch, moved there by compare-and-swap, and
+        True; the branch's commit and False if it holds the files already; None (with a warning,
+        the files kept for the next commit) if the branch kept moving."""
         last = "moved"
         for attempt in range(1, CAS_TRIES + 1):
             tree = self.repo.tree(self._tree())
+            if self._tip and self.repo.commit(self._tip).tree.hexsha == tree.hexsha:
+                return self._tip, False
             parents = [self.repo.commit(self._tip)] if self._tip else []
             commit = git.Commit.create_from_tree(self.repo, tree, message, parent_commits=parents, head=False,
                                                  author=self.author, committer=self.author)
@@ -171,11 +203,11 @@ class GitArchive:
                 self._carry(head)
                 continue
             self._tip = commit.hexsha
-            return commit.hexsha
-        log.warning("git archive: could not move branch %s after %d tries (%s); the job's next commit tries "
-                    "again, and its run folder keeps every program", self.branch, CAS_TRIES,
+            return commit.hexsha, True
+        log.warning("git archive %s: could not move branch %s after %d tries (%s); the job's next commit tries "
+                    "again, and its run folder keeps every program", self.path, self.branch, CAS_TRIES,
                     self.redactor.message(last))
-        return None
+        return None, False
 
     def finish(self, programs_jsonl: Path, result: dict[str, Any], message: str) -> None:
         """The last commit (result and best program), the best-program tag, and a final push."""

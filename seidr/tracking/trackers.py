@@ -4,6 +4,7 @@ fails is switched off with a warning, and the run goes on."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ class Trackers:
         self.redactor = redactor or Redactor.from_sources(config=cfg)
         self.wandb = None
         self.git = None
+        self.git_name = "git archive"
         tracking = cfg.get("tracking") or {}
         language, extension = str(cfg.language), {"python": "py", "cpp": "cpp"}.get(str(cfg.language), "txt")
         key = {"model": cfg.model.name, "selection": str(cfg.selection.get("_target_")), "seed": int(cfg.seed),
@@ -40,7 +42,9 @@ class Trackers:
 
             # the run folder is in the name: same-config jobs never share a branch, a resume keeps its own
             branch = branch_name(problem.dataset, problem.name, language, key, output_dir)
-            self.git = self._guard("git archive", lambda: GitArchive(
+            # the warning that switches the archive off says which archive
+            self.git_name = f"git archive {Path(str(g.path)).expanduser().resolve()}"
+            self.git = self._guard(self.git_name, lambda: GitArchive(
                 g.path, branch, extension, remote=g.remote,
                 author_name=g.author_name, author_email=g.author_email, commit_every=int(g.commit_every),
                 push_every=int(g.push_every), push_retries=int(g.push_retries), redactor=self.redactor))
@@ -49,10 +53,9 @@ class Trackers:
         try:
             return action()
         except Exception as error:  # noqa: BLE001 - tracking must never take the run down
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             # the error may quote a URL or a config value: masked here too, for callers whose
             # logging seidr did not set up (the Python API)
-            log.warning("%s is off for this run: %s", what, self.redactor.message(first_line))
+            log.warning("%s", self.redactor.message(f"{what} is off for this run: {cause(error)}"))
             return None
 
     def _call(self, attribute: str, what: str, action: Callable[[Any], Any]) -> None:
@@ -63,7 +66,7 @@ class Trackers:
 
     def add_program(self, program: Program, best: Program | None, usage: dict[str, Any]) -> None:
         self._call("wandb", "W&B", lambda run: run.add_program(program, best, usage))
-        self._call("git", "git archive", lambda archive: archive.add_program(program, self.programs_jsonl))
+        self._call("git", self.git_name, lambda archive: archive.add_program(program, self.programs_jsonl))
 
     def finish(self, result: dict[str, Any], programs: list[Program]) -> None:
         url = self.wandb.url if self.wandb else None
@@ -72,7 +75,22 @@ class Trackers:
         message = (f"{result['problem']} ({result['language']}): {'solved' if result['solved'] else 'not solved'}, "
                    f"{result['programs']} programs, best score {result['val_score']:.3f}"
                    + (f" (program {best})" if best is not None else "") + (f"\n\nW&B run: {url}" if url else ""))
-        self._call("git", "git archive", lambda archive: archive.finish(self.programs_jsonl, result, message))
+        self._call("git", self.git_name, lambda archive: archive.finish(self.programs_jsonl, result, message))
+
+
+def cause(error: BaseException) -> str:
+    """Why `error` happened, in one line: what git said when a git command failed (the error's
+    own first line only names the command and its exit code), else the error's first line."""
+    said = getattr(error, "stderr", None)
+    if isinstance(said, bytes):
+        said = said.decode("utf-8", "replace")
+    # GitPython wraps git's output as "stderr: '...'"
+    lines = [re.sub(r"^stderr: '|'$", "", line.strip()) for line in (said or "").splitlines()]
+    lines = [line for line in lines if line]
+    if lines:
+        return next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1])
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _wandb(w: DictConfig, group: str, name: str, cfg: DictConfig, output_dir: Path, redactor: Redactor):
