@@ -93,7 +93,8 @@ def disguises(secret: str) -> set[str]:
     offsets it can start at inside a longer encoded text (without the characters at its edges that
     depend on its neighbours)."""
     raw = secret.encode("utf-8")
-    forms = {secret[::-1], quote(secret, safe=""), raw.hex(), raw.hex().upper()}
+    every_byte = "".join(f"%{byte:02X}" for byte in raw)  # percent-encoding of every character
+    forms = {secret[::-1], quote(secret, safe=""), every_byte, every_byte.lower(), raw.hex(), raw.hex().upper()}
     for offset in range(3):
         encoded = base64.b64encode(bytes(offset) + raw).decode("ascii")
         # only the characters whose six bits all come from the secret: the first ones mix in the

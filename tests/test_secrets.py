@@ -279,7 +279,8 @@ def test_a_known_secret_is_masked_in_simple_disguises():
 
     secret = "sk-SEIDRTESTSECRET/with+odd=chars~0123"
     redactor = Redactor([secret])
-    disguised = [secret[::-1], quote(secret, safe=""), secret.encode().hex(), secret.encode().hex().upper()]
+    disguised = [secret[::-1], quote(secret, safe=""), secret.encode().hex(), secret.encode().hex().upper(),
+                 "".join(f"%{byte:02x}" for byte in secret.encode())]
     for before in ("", "a", "ab", "abc"):  # base64 of the secret at each offset inside a longer text
         for after in ("", "z", "zz"):
             for encode in (base64.b64encode, base64.urlsafe_b64encode):
