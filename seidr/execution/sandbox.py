@@ -6,9 +6,14 @@ program exists, its own session and process group, and, when seidr runs as root,
 unprivileged user id of its own from a pool (so a final sweep kills every process of that uid,
 descendants that left the process group with setsid included).
 
-- `process`: the above, nothing more. The program can read whatever that uid may read, and can
-  open network connections. After the run, the files that uid left in /tmp-like folders are
-  removed, and its processes are killed until none is left.
+- `process`: the above. The program can read whatever that uid may read (the job's run folder,
+  outputs, response cache and archive are closed to other users, see close_to_programs), and can
+  open network connections. As root, the harness makes IPC, mount and PID namespaces of the
+  run's own with a /proc of its own (see harness.private_namespaces). After the run, the files
+  that uid left in /tmp-like folders are removed, and its processes are killed until none is left.
+
+At both levels the harness is its PID namespace's init (a program cannot stop or kill it), and a
+seccomp filter refuses new user namespaces (no file systems mounted past the disk quota).
 - `namespace`: the above inside bubblewrap: new PID, network, IPC and UTS namespaces (no
   network at all; every descendant dies with the sandbox's init). The file system is an
   allow-list: the system folders (SYSTEM_FOLDERS) and the interpreter's (and compiler's) own
@@ -185,10 +190,12 @@ class Sandbox:
 
     def __init__(self, limits: ExecutionLimits, isolation: str = "auto", python: str | None = None,
                  hide: Sequence[str | Path] = (), cgroup_root: str | Path | None = DEFAULT_ROOT) -> None:
-        """`hide`: folders programs must not read at the namespace level (the datasets, the run
-        outputs, the response cache): a program could look its answers up there, or read other
-        runs' programs. `cgroup_root`: where cgroups are mounted (None: no cgroups, the
-        per-process rlimits only)."""
+        """`hide`: folders programs must not read (the datasets, the run folder and outputs, the
+        response cache): a program could look its answers up there, or read earlier programs with
+        their failing tests. The namespace level shows only an allow-list of folders, so these
+        are absent unless they lie inside one it shows: then they are empty folders. (At the
+        process level, see close_to_programs.) `cgroup_root`: where cgroups are mounted (None: no
+        cgroups, the per-process rlimits only)."""
         if isolation not in LEVELS:
             raise SeidrError(f"execution.isolation must be one of {', '.join(LEVELS)}, not {isolation!r}")
         self.limits = limits
@@ -327,6 +334,7 @@ class Sandbox:
                 mounts += ["--ro-bind", name, name]
                 shown.append(folder)
         shown += self._reveal
+        mounts += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # /tmp: root's, not writable
         # an answer folder (or a home) inside a shown one becomes an empty folder
         for root in self.hidden:
             if root != Path("/tmp") and any(root.is_relative_to(folder) for folder in shown):
@@ -336,7 +344,6 @@ class Sandbox:
                 if parent != Path("/"):
                     mounts += ["--perms", "0755", "--dir", str(parent)]
             mounts += ["--ro-bind", str(folder), str(folder)]
-        mounts += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # /tmp: root's, not writable
         if self.quota:
             # the working directory is a tmpfs of its own size, writable by the run user (the only
             # user in here besides root); the job's files are bound into it read-only, and the
