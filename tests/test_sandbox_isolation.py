@@ -249,3 +249,32 @@ def test_a_message_queue_does_not_outlive_its_run(isolation):
     if queue >= 0:
         libc.mq_unlink(name.encode())
     assert queue < 0, "the queue is still on the host"
+
+
+WITHOUT_SYS_ADMIN = """
+import asyncio, logging
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+from seidr.execution.base import ExecutionLimits
+from seidr.execution.python import PythonExecutor
+from seidr.execution.sandbox import Sandbox
+from seidr.problem import Example
+executor = PythonExecutor(Sandbox(ExecutionLimits(), isolation="process"))
+for _ in range(2):
+    [outcome] = asyncio.run(executor.run("print(int(input()) * 2)", [Example("1\\n", "2\\n")], "stdio"))
+    print(outcome.status)
+"""
+
+
+@needs_root
+def test_a_machine_without_namespaces_runs_the_process_level_and_says_what_does_not_hold():
+    """As root in a container without CAP_SYS_ADMIN the harness cannot make its namespaces: the
+    programs still run, and the log says once what that leaves open."""
+    from seidr.config import REPO_ROOT
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to take CAP_SYS_ADMIN away"
+    done = subprocess.run([setpriv, "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", sys.executable, "-c",
+                           WITHOUT_SYS_ADMIN], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.stdout.split() == ["pass", "pass"], done.stderr
+    assert done.stderr.count("no namespaces of its own") == 1, done.stderr

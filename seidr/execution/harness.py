@@ -138,12 +138,16 @@ def private_namespaces():
       kill this supervisor: init ignores every signal from inside its namespace that it has no
       handler for, SIGSTOP and SIGKILL included.
     The process that called this stays outside, waits for the run's init and exits as it did.
-    Returns None in the run's init, else why the namespaces could not be made."""
+    Returns (why the sandbox is broken, what it goes without): (None, None) in the run's init;
+    (None, why) when the machine allows no namespaces (a container without CAP_SYS_ADMIN): the
+    run goes on as before, and seidr's log says what does not hold."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    if libc.unshare(ctypes.c_int(CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID)) != 0 or \
-            libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return f"no namespaces of its own: {os.strerror(ctypes.get_errno())}"
+    if libc.unshare(ctypes.c_int(CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID)) != 0:
+        return None, f"unshare: {os.strerror(ctypes.get_errno())}"
+    # from here on the namespaces exist: whatever fails breaks the sandbox
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return f"cannot make the mounts private: {os.strerror(ctypes.get_errno())}", None
     sys.stdout.flush()
     pid = os.fork()
     if pid:  # outside: nothing left to do but wait
@@ -152,13 +156,13 @@ def private_namespaces():
         status = os.waitpid(pid, 0)[1]
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
-        return f"no /proc of its own: {os.strerror(ctypes.get_errno())}"
-    return None
+        return f"no /proc of its own: {os.strerror(ctypes.get_errno())}", None
+    return None, None
 
 
 def apply_limits(limits, memory_mb):
     """Resource limits and the privilege drop, before any untrusted code exists in this process.
-    Returns None, or why the sandbox is not whole (then no program may run)."""
+    Returns (why the sandbox is broken: then no program may run, or None; what it goes without)."""
     caps = {
         resource.RLIMIT_AS: memory_mb * 1024 * 1024,
         resource.RLIMIT_FSIZE: limits["max_file_bytes"],
@@ -169,8 +173,9 @@ def apply_limits(limits, memory_mb):
     for which, value in caps.items():
         resource.setrlimit(which, (value, value))
     uid = limits.get("uid")
-    if limits.get("namespaces") and (problem := private_namespaces()) is not None:
-        return problem
+    problem, caveat = private_namespaces() if limits.get("namespaces") else (None, None)
+    if problem is not None:
+        return problem, None
     # this process is its PID namespace's init at both levels (see private_namespaces): the only
     # signal it has a handler for must go too, or a program could interrupt it with SIGINT
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -184,7 +189,7 @@ def apply_limits(limits, memory_mb):
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except (OSError, AttributeError):
         pass
-    return forbid_user_namespaces()
+    return forbid_user_namespaces(), caveat
 
 
 def set_memory(memory_mb):
@@ -833,11 +838,12 @@ def run_function_tests(job, limits, emit):
     callee.stop()
 
 
-def announce(emit, problem=None):
+def announce(emit, problem=None, caveat=None):
     """Tell seidr the sandbox works, before any program code exists: the limits are all in place
     (`problem`: why not) and the run user (privileges are dropped by now) must be able to read
     the standard library the program will import. Without this line seidr knows a missing
-    verdict is the sandbox's fault, not the program's."""
+    verdict is the sandbox's fault, not the program's. `caveat`: what this machine lets the
+    sandbox go without (seidr logs it)."""
     if problem is not None:
         emit({"broken": problem})
         return False
@@ -850,7 +856,7 @@ def announce(emit, problem=None):
         emit({"broken": f"the run user (uid {os.getuid()}) cannot read the standard library at {stdlib}: "
                         f"{exc.strerror or exc}"})
         return False
-    emit({"ready": True})
+    emit({"ready": True, **({"caveat": caveat} if caveat else {})})
     return True
 
 
@@ -879,11 +885,10 @@ def main():
 
     if job["mode"] == "binary":
         # the compiler needs more memory than a test may use; set_memory lowers it after compiling
-        problem = apply_limits(limits, max(limits["memory_mb"], limits["compile_memory_mb"]))
-        if announce(emit, problem):
+        if announce(emit, *apply_limits(limits, max(limits["memory_mb"], limits["compile_memory_mb"]))):
             run_binary_tests(job, limits, emit)
         return
-    if not announce(emit, apply_limits(limits, limits["memory_mb"])):
+    if not announce(emit, *apply_limits(limits, limits["memory_mb"])):
         return
     tests = job["tests"]
     source = job["code"]

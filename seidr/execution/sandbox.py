@@ -200,6 +200,7 @@ class Sandbox:
             raise SeidrError(f"execution.isolation must be one of {', '.join(LEVELS)}, not {isolation!r}")
         self.limits = limits
         self.hidden = _hidden_roots(hide)
+        self._caveats: set[str] = set()  # what the harness said this machine goes without, logged once
         self.drop_privileges = os.geteuid() == 0
         if isolation == "auto":
             isolation = "namespace" if bwrap_works() else "process"
@@ -474,6 +475,11 @@ class Sandbox:
             raise SandboxBroken(self._describe(f"the sandbox {what}", errors))
         if started[0] is not True:
             raise SandboxBroken(self._describe(str(started[0]), errors), retryable=False)
+        if len(started) > 1 and started[1] not in self._caveats:
+            self._caveats.add(started[1])
+            log.warning("this machine gives the process level no namespaces of its own (%s): a program can "
+                        "see seidr's processes (and their command lines), stop its supervisor, and leave "
+                        "POSIX message queues behind; use execution.isolation=namespace", started[1])
         if timed_out:
             for index in range(len(job["tests"])):
                 results.setdefault(index, {"status": "timeout",
@@ -500,6 +506,8 @@ async def _talk(process: asyncio.subprocess.Process, job: dict[str, Any], result
         return
     hello = json.loads(first)
     started.append(True if hello.get("ready") is True else str(hello.get("broken") or "the harness said no hello"))
+    if hello.get("caveat"):
+        started.append(str(hello["caveat"]))
     if started[0] is not True:
         return
     total = len(job["tests"])
