@@ -278,3 +278,24 @@ def test_a_machine_without_namespaces_runs_the_process_level_and_says_what_does_
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.stdout.split() == ["pass", "pass"], done.stderr
     assert done.stderr.count("no namespaces of its own") == 1, done.stderr
+
+
+@needs_root
+def test_a_compiled_program_that_stops_everything_costs_what_a_loop_costs(isolation):
+    """A C++ function task: the program (seidr's server) stops its checker and every process it
+    may signal. The checker can be stopped (it runs as the run user), but not the supervisor that
+    times it: the program's tests fail as a looping program's do, in one test's time limit."""
+    from seidr.execution.cpp import CppExecutor
+    from tests.test_cpp_exploits import INCLUDES, load_add_problem
+
+    problem = load_add_problem()
+    limits = ExecutionLimits(test_timeout_s=2, test_cpu_s=2, total_timeout_s=60, compile_timeout_s=60)
+    executor = CppExecutor(Sandbox(limits, isolation=isolation))
+    code = problem.preamble + INCLUDES + "int add(int x, int y) {\n    kill(getppid(), SIGSTOP);\n" \
+                                         "    kill(-1, SIGSTOP);\n    return x + y;\n}\n"
+    started = time.monotonic()
+    outcomes = asyncio.run(executor.run(code, problem.valid, "function", entry_point=problem.entry_point,
+                                        signature=problem.signature))
+    assert outcomes and {o.status for o in outcomes} == {"timeout"}, outcomes
+    assert all("in all" not in o.error for o in outcomes), outcomes
+    assert time.monotonic() - started < limits.total_timeout_s / 2
