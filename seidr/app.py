@@ -63,13 +63,15 @@ def load_problem(cfg: DictConfig) -> Problem:
     )
 
 
-def make_executor(cfg: DictConfig):
-    """The sandboxed runner for the configured language."""
+def make_executor(cfg: DictConfig, output_dir: Path | None = None):
+    """The sandboxed runner for the configured language (`output_dir`: the job's run folder,
+    wherever it is, hidden from programs like the other answer folders)."""
     if cfg.language not in LANGUAGES:
         raise SeidrError(f"language={cfg.language} is not supported; use one of: {', '.join(LANGUAGES)}")
     limits = ExecutionLimits(**OmegaConf.to_container(cfg.execution.limits, resolve=True))
+    hide = answer_folders(cfg) + ([output_dir] if output_dir is not None else [])
     sandbox = Sandbox(limits, isolation=str(cfg.execution.isolation), python=cfg.execution.get("python"),
-                      hide=answer_folders(cfg), cgroup_root=cfg.execution.get("cgroup_root", DEFAULT_CGROUP_ROOT))
+                      hide=hide, cgroup_root=cfg.execution.get("cgroup_root", DEFAULT_CGROUP_ROOT))
     tolerance = cfg.execution.get("float_tolerance")
     if cfg.language == "cpp":
         return CppExecutor(sandbox, compiler=str(cfg.execution.cpp.compiler), flags=list(cfg.execution.cpp.flags),
@@ -81,14 +83,27 @@ def answer_folders(cfg: DictConfig) -> list[Path]:
     """Folders where a program could look its answers up or read other runs' programs: the
     repository (data/ ships in it), the data folder, the dataset's own files, the outputs and
     the response cache. The namespace level hides them from programs."""
-    keys = ("paths.root_dir", "paths.data_dir", "paths.output_root", "model.cache_dir", "dataset.root",
-            "dataset.path", "dataset.cpp_path")
+    keys = ("paths.root_dir", "paths.data_dir", "paths.output_root", "model.cache_dir", "tracking.git.path",
+            "dataset.root", "dataset.path", "dataset.cpp_path")
     found = []
     for key in keys:
         value = OmegaConf.select(cfg, key, default=None)
         if value:
             path = Path(str(value)).expanduser()
             found.append(path if path.is_dir() or not path.suffix else path.parent)
+    return found
+
+
+def job_folders(cfg: DictConfig, output_dir: Path) -> list[Path]:
+    """What a job writes that a program could read its way to a pass from (earlier programs with
+    their failing tests and expected outputs): the run folder, the outputs, the response cache
+    and the git archive, wherever each is."""
+    keys = ("paths.output_root", "model.cache_dir", "tracking.git.path")
+    found = [output_dir]
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value:
+            found.append(Path(str(value)).expanduser())
     return found
 
 
@@ -169,7 +184,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     if (finished := recorder.finished_result()) is not None:
         log.info("this job already finished in %s: nothing to do", output_dir)
         return _finished_outcome(finished, recorder.earlier, output_dir)
-    executor = make_executor(cfg)
+    executor = make_executor(cfg, output_dir)
     # a function task's tests are code in one language (HumanEval-X's C++ tests say so in meta)
     tests_language = problem.meta.get("language", "python")
     if problem.mode == "function" and executor.language == "python" and tests_language != "python":
@@ -226,6 +241,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         for program in recorder.earlier:
             evaluator.remember(program.code, problem.valid, program.outcomes)
     trackers = Trackers(cfg, problem, output_dir, recorder.programs_path, redactor)
+    # now that the archive exists too: no run user may read the job's files (the process level)
+    executor.sandbox.close_to_programs(job_folders(cfg, output_dir))
     try:
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:

@@ -7,8 +7,11 @@ A `Redactor` knows the secrets of one job, gathered at the entry point from
     (passed in by the caller: the library never reads the environment itself);
   - the command line: values of `key=value` overrides whose key is named like a secret;
   - passwords and tokens in the userinfo of URLs found in any of these (GIT_REMOTE, ...);
-and replaces them with `***` wherever they occur. Passwords in URLs (`https://user:PASS@host`,
-and the token-only `https://TOKEN@host`) are masked in any text, known or not.
+and replaces them with `***` wherever they occur, also in the simple disguises a program could
+print one in to get it past a literal search: reversed, base64 (standard or URL-safe, at any
+offset in a longer encoded text), hexadecimal and percent-encoded. Passwords in URLs
+(`https://user:PASS@host`, and the token-only `https://TOKEN@host`) are masked in any text, known
+or not. Placeholders in advice (`model.api_key=...`, `api_key=<key>`) are not secrets.
 
 `text` is for code and program output (only those values and URL passwords change); `message`
 also masks whatever follows a secret-named key (`model.api_key=...`, `api_key: ...`), for logs,
@@ -16,6 +19,7 @@ errors and configs; `data` masks nested dicts and lists by key name as well."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -46,6 +50,9 @@ _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")  # snake_case, kebab-ca
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*\\?://)(?P<user>[^\s/?#@:'\"<>\\]*)"
                            r"(?:(?P<colon>\\?:)(?P<password>[^\s/?#'\"<>]*))?@")
 # `name=value` (overrides), `name: value` (YAML) and `"name": "value"` (JSON) in free text
+# what advice writes where a secret goes: model.api_key=..., api_key=<your key>, token=YOUR_TOKEN
+_PLACEHOLDER = re.compile(r"\.{2,}|\u2026|<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|your[_\-\w]*|x{3,}|\*+",
+                          re.IGNORECASE)
 _ASSIGNMENT = re.compile(r"(?<![\w.\-/+~])(?P<key>[+~]{0,2}[A-Za-z_][\w.\-/]*)(?P<sep>['\"]?(?:=|:[ \t]+))"
                          r"(?P<quote>['\"]?)(?P<value>[^\s,'\"\]}]+)")
 
@@ -80,16 +87,31 @@ def _maskable(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() not in NOT_SECRETS and not value.startswith("${")
 
 
+def disguises(secret: str) -> set[str]:
+    """The forms a secret takes under simple transforms, each long enough to search for: reversed,
+    percent-encoded, hexadecimal (both cases), and base64 / URL-safe base64 at each of the three
+    offsets it can start at inside a longer encoded text (without the characters at its edges that
+    depend on its neighbours)."""
+    raw = secret.encode("utf-8")
+    every_byte = "".join(f"%{byte:02X}" for byte in raw)  # percent-encoding of every character
+    forms = {secret[::-1], quote(secret, safe=""), every_byte, every_byte.lower(), raw.hex(), raw.hex().upper()}
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).decode("ascii")
+        # only the characters whose six bits all come from the secret: the first ones mix in the
+        # bytes before it, the last ones the bytes after it
+        core = encoded[(offset * 8 + 5) // 6:(offset + len(raw)) * 8 // 6]
+        forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH and form != secret}
+
+
 class Redactor:
     """Masks the secrets it was given, and URL passwords, in text and in nested data."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         found = {s.strip() for s in secrets if isinstance(s, str) and _worth_hiding(s)}
-        # a secret may also appear percent-encoded (in a URL)
-        found |= {quote(s, safe="") for s in found}
         self.secrets = frozenset(found)
         # longest first, so a secret that contains another is masked whole
-        alternatives = sorted(self.secrets, key=len, reverse=True)
+        alternatives = sorted(found | {form for secret in found for form in disguises(secret)}, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
 
     @classmethod
@@ -245,8 +267,10 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 
 def _secret_assignment(match: re.Match[str]) -> bool:
     value = match["value"]
+    # advice in parentheses or at the end of a sentence: `(e.g. model.api_key=none)`
+    bare = value.rstrip(".,;:!?)") if not _PLACEHOLDER.fullmatch(value) else value
     return is_secret_name(match["key"]) and value != MARK and not value.startswith("${") and \
-        value.lower() not in NOT_SECRETS
+        bare.lower() not in NOT_SECRETS and not _PLACEHOLDER.fullmatch(bare)
 
 
 class _RedactingRecords:

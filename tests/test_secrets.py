@@ -270,3 +270,43 @@ def test_log_records_are_masked_for_every_handler(caplog):
         logging.setLogRecordFactory(before)
     assert caplog.records[0].getMessage() == f"token {MARK}, remote {SHOWN_REMOTE}"
     assert leaks([], caplog.text) == [] and f"bad {MARK}" in caplog.text
+
+
+def test_a_known_secret_is_masked_in_simple_disguises():
+    """A program that knows a secret could print it transformed to get it past a literal search."""
+    import base64
+    from urllib.parse import quote
+
+    secret = "sk-SEIDRTESTSECRET/with+odd=chars~0123"
+    redactor = Redactor([secret])
+    disguised = [secret[::-1], quote(secret, safe=""), secret.encode().hex(), secret.encode().hex().upper(),
+                 "".join(f"%{byte:02x}" for byte in secret.encode())]
+    for before in ("", "a", "ab", "abc"):  # base64 of the secret at each offset inside a longer text
+        for after in ("", "z", "zz"):
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                disguised.append(encode(f"{before}{secret}{after}".encode()).decode())
+    for text in disguised:
+        masked = redactor.text(f"print: {text} end")
+        assert MARK in masked and "SEIDRTESTSECRET" not in masked and "TESTSECRET"[::-1] not in masked, text
+        # left around the mark: the encoded neighbours and at most two characters at each edge
+        assert len(masked) - len("print:  end") - len(MARK) <= 12, (text, masked)
+    code = "token = input()\nprint(token[::-1])\n"
+    assert redactor.text(code) == code
+
+
+def test_advice_keeps_its_placeholders():
+    """The hint for a missing key shows where a key goes; it holds no secret to mask."""
+    hint = ("the OpenAI backend needs an API key: set OPENAI_API_KEY or model.api_key=... (a local server that "
+            "checks no key takes any string, e.g. model.api_key=none)")
+    assert Redactor().message(hint) == hint
+    for advice in ("set api_key=<key>", "token=YOUR_TOKEN.", "(model.api_key=***)"):
+        assert Redactor().message(advice) == advice
+    # a real value in the same places is still masked, parenthesis and all
+    assert Redactor().message("(e.g. model.api_key=sk-abc123)") == f"(e.g. model.api_key={MARK}"
+
+
+def test_the_missing_key_hint_reaches_the_user_whole(tmp_path):
+    from tests.test_cli import assert_one_clear_error, run_main
+
+    proc = run_main("model=openai", output_root=tmp_path)
+    assert_one_clear_error(proc, "model.api_key=... (a local server", "e.g. model.api_key=none)")

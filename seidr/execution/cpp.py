@@ -49,6 +49,9 @@ class CppExecutor:
                  float_tolerance: float | None = None) -> None:
         self.sandbox = sandbox
         self.compiler = shutil.which(compiler) or compiler
+        if os.path.isabs(self.compiler):
+            # a compiler installed outside the system folders (its bin/ and the rest of its prefix)
+            sandbox.reveal(Path(self.compiler).resolve().parent.parent)
         self.flags = list(flags)
         self.float_tolerance = float_tolerance
         self._binaries = Path(tempfile.mkdtemp(prefix="seidr-binaries-"))

@@ -66,8 +66,103 @@ class LimitedBytes(io.RawIOBase):
         return len(chunk)
 
 
+# seccomp: the filter below, in classic BPF (instruction code, jump if true, jump if false, value)
+BPF_LD_W_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
+SECCOMP_ALLOW, SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
+CLONE_NEWUSER, CLONE_NEWIPC = 0x10000000, 0x08000000
+# per machine: the kernel's name for its native system call ABI, and clone, unshare, clone3
+SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435), "aarch64": (0xC00000B7, 220, 97, 435)}
+
+
+def user_namespace_filter(machine):
+    """A seccomp program that refuses new user namespaces (unshare or clone with CLONE_NEWUSER:
+    EPERM; clone3, whose flags a filter cannot read: ENOSYS, so that libc falls back to clone)
+    and system calls of any other ABI (i386, x32), and allows everything else. None on a
+    machine it does not know."""
+    if machine not in SYSCALLS:
+        return None
+    arch, clone, unshare, clone3 = SYSCALLS[machine]
+    eperm, enosys = SECCOMP_ERRNO | errno.EPERM, SECCOMP_ERRNO | errno.ENOSYS
+    return [
+        (BPF_LD_W_ABS, 0, 0, 4),        # 0: seccomp_data.arch
+        (BPF_JEQ, 1, 0, arch),          # 1: native -> 3
+        (BPF_RET, 0, 0, eperm),         # 2: another ABI
+        (BPF_LD_W_ABS, 0, 0, 0),        # 3: seccomp_data.nr
+        (BPF_JGE, 6, 0, 0x40000000),    # 4: x32 numbers -> 11
+        (BPF_JEQ, 6, 0, clone3),        # 5: -> 12
+        (BPF_JEQ, 1, 0, unshare),       # 6: -> 8
+        (BPF_JEQ, 0, 2, clone),         # 7: -> 8, else 10
+        (BPF_LD_W_ABS, 0, 0, 16),       # 8: the low half of args[0], the flags
+        (BPF_JSET, 1, 0, CLONE_NEWUSER),  # 9: -> 11
+        (BPF_RET, 0, 0, SECCOMP_ALLOW),  # 10
+        (BPF_RET, 0, 0, eperm),         # 11
+        (BPF_RET, 0, 0, enosys),        # 12
+    ]
+
+
+def forbid_user_namespaces():
+    """Install user_namespace_filter for this process and all it starts: in a user namespace of
+    its own a program could mount file systems (a tmpfs far past its disk quota). None when
+    done, else why not."""
+    program = user_namespace_filter(os.uname().machine)
+    if program is None:
+        return f"no seccomp filter for this machine ({os.uname().machine})"
+
+    class Instruction(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Instruction))]
+
+    instructions = (Instruction * len(program))(*(Instruction(*step) for step in program))
+    fprog = Program(len(program), instructions)
+    libc = ctypes.CDLL(None, use_errno=True)
+    # PR_SET_NO_NEW_PRIVS (38), then PR_SET_SECCOMP (22) with SECCOMP_MODE_FILTER (2)
+    if libc.prctl(38, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0 or \
+            libc.prctl(22, ctypes.c_ulong(2), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+        return f"the seccomp filter was refused: {os.strerror(ctypes.get_errno())}"
+    return None
+
+
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
+
+
+def private_namespaces():
+    """At the process level, as root before the privilege drop: the rest of the run in IPC, mount
+    and PID namespaces of its own, with this process as the PID namespace's init.
+    - IPC: System V objects and POSIX message queues the program makes vanish with the run
+      instead of waiting for a later program of the same run user.
+    - PID, with a /proc of its own: the program sees no process but the run's (no command line
+      of seidr's, with whatever secret it holds), can signal none outside it, and cannot stop or
+      kill this supervisor: init ignores every signal from inside its namespace that it has no
+      handler for, SIGSTOP and SIGKILL included.
+    The process that called this stays outside, waits for the run's init and exits as it did.
+    Returns (why the sandbox is broken, what it goes without): (None, None) in the run's init;
+    (None, why) when the machine allows no namespaces (a container without CAP_SYS_ADMIN): the
+    run goes on as before, and seidr's log says what does not hold."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    if libc.unshare(ctypes.c_int(CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID)) != 0:
+        return None, f"unshare: {os.strerror(ctypes.get_errno())}"
+    # from here on the namespaces exist: whatever fails breaks the sandbox
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return f"cannot make the mounts private: {os.strerror(ctypes.get_errno())}", None
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:  # outside: nothing left to do but wait
+        for fd in (0, 1):
+            os.close(fd)
+        status = os.waitpid(pid, 0)[1]
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        return f"no /proc of its own: {os.strerror(ctypes.get_errno())}", None
+    return None, None
+
+
 def apply_limits(limits, memory_mb):
-    """Resource limits and the privilege drop, before any untrusted code exists in this process."""
+    """Resource limits and the privilege drop, before any untrusted code exists in this process.
+    Returns (why the sandbox is broken: then no program may run, or None; what it goes without)."""
     caps = {
         resource.RLIMIT_AS: memory_mb * 1024 * 1024,
         resource.RLIMIT_FSIZE: limits["max_file_bytes"],
@@ -78,6 +173,12 @@ def apply_limits(limits, memory_mb):
     for which, value in caps.items():
         resource.setrlimit(which, (value, value))
     uid = limits.get("uid")
+    problem, caveat = private_namespaces() if limits.get("namespaces") else (None, None)
+    if problem is not None:
+        return problem, None
+    # this process is its PID namespace's init at both levels (see private_namespaces): the only
+    # signal it has a handler for must go too, or a program could interrupt it with SIGINT
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if uid is not None and os.geteuid() == 0:
         os.setgroups([])
         os.setgid(uid)
@@ -88,6 +189,7 @@ def apply_limits(limits, memory_mb):
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except (OSError, AttributeError):
         pass
+    return forbid_user_namespaces(), caveat
 
 
 def set_memory(memory_mb):
@@ -153,6 +255,7 @@ def worker(code, tests, start, limits, report_fd):
     """Run tests[start:] in order, reporting each result on report_fd. Never returns."""
     try:
         os.setpgid(0, 0)  # its own group: on timeout the supervisor kills it with its children
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a script of its own
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # raw writes to the real stdout/stderr go nowhere
             os.dup2(devnull, fd)
@@ -268,7 +371,7 @@ def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, 
         pid = os.posix_spawn(argv[0], argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
                              file_actions=[*((os.POSIX_SPAWN_DUP2, handle, fd) for fd, handle in enumerate(handles)),
                                            *extra_actions],
-                             setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE))
+                             setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
     except BaseException:
         for handle in handles:
             os.close(handle)
@@ -595,7 +698,7 @@ class Callee:
                                   file_actions=[(os.POSIX_SPAWN_DUP2, to_callee, 0),
                                                 (os.POSIX_SPAWN_DUP2, from_callee, 1),
                                                 (os.POSIX_SPAWN_CLOSE, from_us), (os.POSIX_SPAWN_CLOSE, to_us)],
-                                  setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE))
+                                  setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
         os.close(to_callee)
         os.close(from_callee)
         self.writer, self.reader, self.buffer = from_us, to_us, b""
@@ -735,10 +838,15 @@ def run_function_tests(job, limits, emit):
     callee.stop()
 
 
-def announce(emit):
-    """Tell seidr the sandbox works, before any program code exists: the run user (privileges
-    are dropped by now) must be able to read the standard library the program will import.
-    Without this line seidr knows a missing verdict is the sandbox's fault, not the program's."""
+def announce(emit, problem=None, caveat=None):
+    """Tell seidr the sandbox works, before any program code exists: the limits are all in place
+    (`problem`: why not) and the run user (privileges are dropped by now) must be able to read
+    the standard library the program will import. Without this line seidr knows a missing
+    verdict is the sandbox's fault, not the program's. `caveat`: what this machine lets the
+    sandbox go without (seidr logs it)."""
+    if problem is not None:
+        emit({"broken": problem})
+        return False
     stdlib = os.path.dirname(os.__file__)
     try:
         with open(os.__file__, "rb"):
@@ -748,7 +856,7 @@ def announce(emit):
         emit({"broken": f"the run user (uid {os.getuid()}) cannot read the standard library at {stdlib}: "
                         f"{exc.strerror or exc}"})
         return False
-    emit({"ready": True})
+    emit({"ready": True, **({"caveat": caveat} if caveat else {})})
     return True
 
 
@@ -777,12 +885,10 @@ def main():
 
     if job["mode"] == "binary":
         # the compiler needs more memory than a test may use; set_memory lowers it after compiling
-        apply_limits(limits, max(limits["memory_mb"], limits["compile_memory_mb"]))
-        if announce(emit):
+        if announce(emit, *apply_limits(limits, max(limits["memory_mb"], limits["compile_memory_mb"]))):
             run_binary_tests(job, limits, emit)
         return
-    apply_limits(limits, limits["memory_mb"])
-    if not announce(emit):
+    if not announce(emit, *apply_limits(limits, limits["memory_mb"])):
         return
     tests = job["tests"]
     source = job["code"]

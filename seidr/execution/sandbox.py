@@ -6,13 +6,20 @@ program exists, its own session and process group, and, when seidr runs as root,
 unprivileged user id of its own from a pool (so a final sweep kills every process of that uid,
 descendants that left the process group with setsid included).
 
-- `process`: the above, nothing more. The program can read whatever that uid may read, and can
-  open network connections. After the run, the files that uid left in /tmp-like folders are
-  removed, and its processes are killed until none is left.
+- `process`: the above. The program can read whatever that uid may read (the job's run folder,
+  outputs, response cache and archive are closed to other users, see close_to_programs), and can
+  open network connections. As root, the harness makes IPC, mount and PID namespaces of the
+  run's own with a /proc of its own (see harness.private_namespaces). After the run, the files
+  that uid left in /tmp-like folders are removed, and its processes are killed until none is left.
+
+At both levels the harness is its PID namespace's init (a program cannot stop or kill it), and a
+seccomp filter refuses new user namespaces (no file systems mounted past the disk quota).
 - `namespace`: the above inside bubblewrap: new PID, network, IPC and UTS namespaces (no
-  network at all; every descendant dies with the sandbox's init), the root file system
-  read-only, a private /tmp, home folders hidden, nothing writable but the working directory,
-  which is a tmpfs of `disk_mb` (a disk quota).
+  network at all; every descendant dies with the sandbox's init). The file system is an
+  allow-list: the system folders (SYSTEM_FOLDERS) and the interpreter's (and compiler's) own
+  folders read-only, a fresh /proc and /dev, a private /tmp, and the working directory, a tmpfs
+  of `disk_mb` (a disk quota) and the only thing writable. Nothing else of the host exists in
+  there: not the datasets wherever their copies are, not the run folders, not the homes.
 
 `auto` picks `namespace` when bubblewrap works on this machine, else `process`.
 
@@ -57,12 +64,16 @@ UID_LOCKS = Path(tempfile.gettempdir()) / "seidr-run-users"
 # Lock files of the seidr processes that own run cgroups (see cgroup.py)
 CGROUP_OWNERS = Path(tempfile.gettempdir()) / "seidr-cgroup-owners"
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Folders the namespace level replaces with empty ones: homes hold keys and tokens, /tmp other
-# runs' files. An interpreter that lives under one of them is mounted back read-only.
+# What the namespace level shows of the host, read-only: the system (programs, libraries,
+# configuration); the interpreter and compiler are added where they live elsewhere.
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Folders the namespace level replaces with empty ones where they lie inside a folder it shows:
+# homes hold keys and tokens, /tmp other runs' files. An interpreter that lives under one of them
+# is mounted back read-only.
 HIDDEN = ("/tmp", "/root", "/home")
 # Where a run user can leave files behind at the process level (world-writable folders); the
 # sweep after each run removes what that uid owns there.
-TMP_LIKE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+TMP_LIKE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 # The sandbox's first process: the open-file limit (hard and soft), then it joins the run's
 # cgroup (one cgroup.procs per hierarchy, up to "--"), then becomes bubblewrap or the harness.
 # Exit status 125: it could not, and no program code ran.
@@ -124,6 +135,16 @@ def _hidden_roots(extra: Sequence[str | Path]) -> list[Path]:
     return sorted({f for f in found if not any(f != o and f.is_relative_to(o) for o in found)})
 
 
+def outside_system(folders: Sequence[Path]) -> list[Path]:
+    """The folders (absolute, links resolved) the namespace level must mount besides the system
+    folders, each once, none inside another one or inside a system folder."""
+    found = {folder.resolve() for folder in folders} | {folder for folder in folders if folder.is_absolute()}
+    system = [Path(name).resolve() for name in SYSTEM_FOLDERS if Path(name).is_dir()]
+    found = {folder for folder in found if folder.is_dir() and folder != Path("/")
+             and not any(folder.is_relative_to(root) for root in system)}
+    return sorted(f for f in found if not any(f != o and f.is_relative_to(o) for o in found))
+
+
 def bwrap_works() -> bool:
     """Whether bubblewrap can make the namespaces seidr asks for, here and now."""
     if shutil.which("bwrap") is None:
@@ -159,7 +180,9 @@ def cgroup_owner(layout: Layout) -> Owner:
 
 def _namespace_flags() -> list[str]:
     # No user namespace: as root it would forbid the privilege drop (setgroups is denied there)
-    return ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
+    # --as-pid-1: the harness is the PID namespace's init, which no program inside can signal
+    return ["--unshare-pid", "--as-pid-1", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+            "--new-session"]
 
 
 class Sandbox:
@@ -167,14 +190,17 @@ class Sandbox:
 
     def __init__(self, limits: ExecutionLimits, isolation: str = "auto", python: str | None = None,
                  hide: Sequence[str | Path] = (), cgroup_root: str | Path | None = DEFAULT_ROOT) -> None:
-        """`hide`: folders programs must not read at the namespace level (the datasets, the run
-        outputs, the response cache): a program could look its answers up there, or read other
-        runs' programs. `cgroup_root`: where cgroups are mounted (None: no cgroups, the
-        per-process rlimits only)."""
+        """`hide`: folders programs must not read (the datasets, the run folder and outputs, the
+        response cache): a program could look its answers up there, or read earlier programs with
+        their failing tests. The namespace level shows only an allow-list of folders, so these
+        are absent unless they lie inside one it shows: then they are empty folders. (At the
+        process level, see close_to_programs.) `cgroup_root`: where cgroups are mounted (None: no
+        cgroups, the per-process rlimits only)."""
         if isolation not in LEVELS:
             raise SeidrError(f"execution.isolation must be one of {', '.join(LEVELS)}, not {isolation!r}")
         self.limits = limits
         self.hidden = _hidden_roots(hide)
+        self._caveats: set[str] = set()  # what the harness said this machine goes without, logged once
         self.drop_privileges = os.geteuid() == 0
         if isolation == "auto":
             isolation = "namespace" if bwrap_works() else "process"
@@ -220,10 +246,34 @@ class Sandbox:
             log.warning("the run user cannot read %s; programs run with the system's %s instead", python, system)
             python, info = system, system_info
         folders = [Path(python).parent, *map(Path, info["prefixes"]), Path(info["stdlib"]).parent]
-        reveal = {folder.resolve() for folder in folders} | {folder for folder in folders if folder.is_absolute()}
-        hidden = [path for path in reveal if any(path.is_relative_to(root) for root in self.hidden)]
-        # a folder inside another one needs no mount of its own
-        return python, sorted(p for p in hidden if not any(p != q and p.is_relative_to(q) for q in hidden))
+        return python, outside_system(folders)
+
+    def reveal(self, *paths: str | Path) -> None:
+        """Show these folders (read-only) to programs at the namespace level too: a tool's own
+        installation (a compiler outside the system folders). Never a run's files."""
+        self._reveal = outside_system([*self._reveal, *map(Path, paths)])
+
+    def close_to_programs(self, folders: Sequence[str | Path]) -> list[Path]:
+        """At the process level with run users: take every permission of other users off these
+        folders (a run's folder, the outputs, the response cache, the archive), so that no run
+        user can read what is in them, wherever they are. The namespace level shows programs no
+        such folder at all. Returns the folders closed now (not those already closed)."""
+        if self.isolation != "process" or not self.drop_privileges:
+            return []
+        closed = []
+        for folder in folders:
+            path = Path(folder).expanduser()
+            try:
+                mode = path.stat().st_mode
+                if path.is_dir() and mode & stat.S_IRWXO:
+                    os.chmod(path, stat.S_IMODE(mode) & ~stat.S_IRWXO)
+                    closed.append(path)
+            except OSError as error:  # a folder of another user's, a read-only mount
+                log.warning("run users may read %s (its permissions could not be changed: %s); use "
+                            "execution.isolation=namespace", path, error.strerror or error)
+        if closed:
+            log.info("closed to other users (programs run as one): %s", ", ".join(map(str, closed)))
+        return closed
 
     @staticmethod
     def _run_user_can_use(python: str, info: dict[str, Any]) -> bool:
@@ -274,13 +324,25 @@ class Sandbox:
         harness = [self.python, "-I", "-B", "-c", HARNESS_SOURCE, json.dumps(settings)]
         if self.isolation != "namespace":
             return [*enter, *harness]
-        mounts = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+        # an allow-list: bubblewrap's root is an empty tmpfs, and only what is mounted here exists
+        mounts: list[str] = []
+        shown: list[Path] = []
+        for name in SYSTEM_FOLDERS:
+            folder = Path(name)
+            if folder.is_symlink():  # /bin -> usr/bin on a merged-/usr system
+                mounts += ["--symlink", os.readlink(folder), name]
+            elif folder.is_dir():
+                mounts += ["--ro-bind", name, name]
+                shown.append(folder)
+        shown += self._reveal
+        mounts += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # /tmp: root's, not writable
+        # an answer folder (or a home) inside a shown one becomes an empty folder
         for root in self.hidden:
-            mounts += ["--tmpfs", str(root)]
-        for folder in self._reveal:  # the interpreter, back from under a hidden folder
-            root = max((r for r in self.hidden if folder.is_relative_to(r)), key=lambda r: len(r.parts))
+            if root != Path("/tmp") and any(root.is_relative_to(folder) for folder in shown):
+                mounts += ["--tmpfs", str(root)]
+        for folder in self._reveal:  # the interpreter's folders, after any empty folder above them
             for parent in reversed(folder.parents):
-                if parent.is_relative_to(root) and parent != root:
+                if parent != Path("/"):
                     mounts += ["--perms", "0755", "--dir", str(parent)]
             mounts += ["--ro-bind", str(folder), str(folder)]
         if self.quota:
@@ -343,6 +405,9 @@ class Sandbox:
                 "test_cpu_s": limits.test_cpu_s, "test_timeout_s": limits.test_timeout_s,
                 "max_output_bytes": limits.max_output_bytes, "compile_timeout_s": limits.compile_timeout_s,
                 "compile_memory_mb": limits.compile_memory_mb, "uid": uid,
+                # IPC, mount and PID namespaces of the run's own (bubblewrap makes them at the
+                # namespace level; at the process level the harness can, as root)
+                "namespaces": uid is not None and self.isolation == "process",
             }
             try:
                 await self._run_in(job, workdir, settings, list(files or ()), keep, uid, cgroup, results)
@@ -410,6 +475,11 @@ class Sandbox:
             raise SandboxBroken(self._describe(f"the sandbox {what}", errors))
         if started[0] is not True:
             raise SandboxBroken(self._describe(str(started[0]), errors), retryable=False)
+        if len(started) > 1 and started[1] not in self._caveats:
+            self._caveats.add(started[1])
+            log.warning("this machine gives the process level no namespaces of its own (%s): a program can "
+                        "see seidr's processes (and their command lines), stop its supervisor, and leave "
+                        "POSIX message queues behind; use execution.isolation=namespace", started[1])
         if timed_out:
             for index in range(len(job["tests"])):
                 results.setdefault(index, {"status": "timeout",
@@ -436,6 +506,8 @@ async def _talk(process: asyncio.subprocess.Process, job: dict[str, Any], result
         return
     hello = json.loads(first)
     started.append(True if hello.get("ready") is True else str(hello.get("broken") or "the harness said no hello"))
+    if hello.get("caveat"):
+        started.append(str(hello["caveat"]))
     if started[0] is not True:
         return
     total = len(job["tests"])
