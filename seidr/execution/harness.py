@@ -20,7 +20,17 @@ source and, per call, the arguments, and answers with the returned value as plai
 test code, with its expected values, runs here in the supervisor, its entry point replaced by
 a proxy that asks the callee. Whatever the program does (exit early, patch builtins, write to
 its pipes, read frames, return an object equal to everything), it can only choose what value it
-returns: the assert that says "pass" is seidr's."""
+returns or which built-in exception it raises: the assert that says "pass" is seidr's.
+
+Map (one section per protocol, each behind a banner line `# ==== ... ====`):
+- shared: error text cut to size (clip), limits and their privilege drop, the program's
+  traceback, ending a process group and naming how a process died (kill_group, death_result);
+- "stdio" protocol: run_one, worker, supervise, watch_worker;
+- "binary" protocol: run_process and its file helpers, run_reported, run_binary_tests,
+  trim_compiler, tail;
+- "function" protocol: the plain-data codec (to_plain, from_plain), the callee's side
+  (callee_main, crossing), the supervisor's side (Callee, rebuilt_exception, run_function_tests);
+- entry: announce (the handshake) and main, which picks the protocol by the job's mode."""
 
 import builtins
 import ctypes
@@ -38,6 +48,8 @@ import stat
 import sys
 import time
 import traceback
+
+# ==== shared by the three protocols ====
 
 PROGRAM = "<program>"
 TEST = "<test>"
@@ -125,6 +137,8 @@ def program_traceback(exc):
 def exception_name(exc):
     return clip(_type(exc).__name__, MAX_NAME_CHARS)
 
+
+# ==== "stdio" protocol: Python source on stdin/stdout tests, in forked workers ====
 
 def run_one(code, test, limits):
     """Run the compiled program on one test, in this (worker) process."""
@@ -230,6 +244,8 @@ def watch_worker(pid, read_end, index, total, limits, emit):
     return index
 
 
+# ==== shared: ending a process group, and what a process's death means ====
+
 def kill_group(pid):
     """Kill a worker with everything it started; returns its wait status."""
     try:
@@ -253,6 +269,8 @@ def death_result(index, status):
         return {"i": index, "status": "crash", "error": f"killed by signal {name}"}
     return {"i": index, "status": "crash", "error": "the program ended the test process"}
 
+
+# ==== "binary" protocol: a compiled program (and its compile), one process per test ====
 
 def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, extra_actions=(), spawned=None):
     """Run an executable once (a compiler, or a compiled program on one test) in its own process
@@ -463,6 +481,21 @@ def run_binary_tests(job, limits, emit):
                 emit({"i": later, "status": "timeout", "error": NOT_RUN, "stdout": ""})
             return
 
+
+def trim_compiler(text, lines=15, chars=1500):
+    """The first errors of a compiler message: what a repair needs, without the cascade."""
+    every = [line for line in text.splitlines() if line.strip()]
+    kept = "\n".join(every[:lines])
+    if len(every) > lines or len(kept) > chars:
+        return kept[:chars] + "\n[... the rest of the compiler's message cut]"
+    return kept
+
+
+def tail(text, lines=10):
+    return clip("\n".join(text.rstrip("\n").split("\n")[-lines:])) if text.strip() else ""
+
+
+# ==== "function" protocol: the program in a callee process, the tests here ====
 
 # Plain data is all that crosses between the callee and the tests: exact types only (a subclass
 # of int could redefine ==), rebuilt from JSON on this side as fresh, ordinary objects.
@@ -828,6 +861,8 @@ def run_function_tests(job, limits, emit):
     callee.stop()
 
 
+# ==== entry: the handshake, and the protocol by the job's mode ====
+
 def announce(emit):
     """Tell seidr the sandbox works, before any program code exists: the run user (privileges
     are dropped by now) must be able to read the standard library the program will import.
@@ -843,19 +878,6 @@ def announce(emit):
         return False
     emit({"ready": True})
     return True
-
-
-def trim_compiler(text, lines=15, chars=1500):
-    """The first errors of a compiler message: what a repair needs, without the cascade."""
-    every = [line for line in text.splitlines() if line.strip()]
-    kept = "\n".join(every[:lines])
-    if len(every) > lines or len(kept) > chars:
-        return kept[:chars] + "\n[... the rest of the compiler's message cut]"
-    return kept
-
-
-def tail(text, lines=10):
-    return clip("\n".join(text.rstrip("\n").split("\n")[-lines:])) if text.strip() else ""
 
 
 def main():
