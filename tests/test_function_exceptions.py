@@ -203,3 +203,10 @@ def test_the_harness_cuts_a_programs_error_before_it_is_sent():
     assert len(harness.program_traceback(caught)) <= MAX_ERROR_CHARS + 100
     crossed = harness.crossing(caught)
     assert crossed["builtin"] == "ValueError" and len(crossed["args"][0]) <= MAX_ERROR_CHARS + 100
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_what_a_function_prints_is_cut_saying_so(problem, isolation):
+    code = "def isqrt(n):\n    print('p' * 60_000)\n    return 4\n"
+    first = outcomes(problem, code, isolation)[0]
+    assert first.status == "pass" and "characters cut" in first.actual and len(first.actual) < 4200

@@ -760,7 +760,7 @@ class Callee:
             reply = None
         if _type(reply) is not dict:
             self.broken_reply()
-        self.printed.append(str(reply.get("stdout", ""))[:SHOWN_STDOUT])
+        self.printed.append(clip(str(reply.get("stdout", "")), SHOWN_STDOUT))
         return reply
 
     def call(self, args, kwargs, deadline):
@@ -856,7 +856,7 @@ def run_function_tests(job, limits, emit):
             result = {"i": index, "status": outcome.status, "error": outcome.error}
             if outcome.exc_type:
                 result["exc_type"] = outcome.exc_type
-        result["stdout"] = "".join(callee.printed)[:SHOWN_STDOUT]
+        result["stdout"] = clip("".join(callee.printed), SHOWN_STDOUT)
         emit(result)
     callee.stop()
 
