@@ -30,7 +30,8 @@ Map (one section per protocol, each behind a banner line `# ==== ... ====`):
   trim_compiler, tail;
 - "function" protocol: the plain-data codec (to_plain, from_plain), the callee's side
   (callee_main, crossing), the supervisor's side (Callee, rebuilt_exception, run_function_tests);
-- entry: announce (the handshake) and main, which picks the protocol by the job's mode."""
+- the handshake (announce), last before the entry: main, which picks the protocol by the job's
+  mode."""
 
 import builtins
 import ctypes
@@ -861,8 +862,6 @@ def run_function_tests(job, limits, emit):
     callee.stop()
 
 
-# ==== entry: the handshake, and the protocol by the job's mode ====
-
 def announce(emit):
     """Tell seidr the sandbox works, before any program code exists: the run user (privileges
     are dropped by now) must be able to read the standard library the program will import.
@@ -879,6 +878,8 @@ def announce(emit):
     emit({"ready": True})
     return True
 
+
+# ==== entry: the protocol by the job's mode (announce, the handshake of all three, is just above) ====
 
 def main():
     if sys.argv[1:] == ["--callee"]:
