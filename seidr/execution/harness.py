@@ -20,7 +20,18 @@ source and, per call, the arguments, and answers with the returned value as plai
 test code, with its expected values, runs here in the supervisor, its entry point replaced by
 a proxy that asks the callee. Whatever the program does (exit early, patch builtins, write to
 its pipes, read frames, return an object equal to everything), it can only choose what value it
-returns: the assert that says "pass" is seidr's."""
+returns or which built-in exception it raises: the assert that says "pass" is seidr's.
+
+Map (one section per protocol, each behind a banner line `# ==== ... ====`):
+- shared: error text cut to size (clip), limits and their privilege drop, the program's
+  traceback, ending a process group and naming how a process died (kill_group, death_result);
+- "stdio" protocol: run_one, worker, supervise, watch_worker;
+- "binary" protocol: run_process and its file helpers, run_reported, run_binary_tests,
+  trim_compiler, tail;
+- "function" protocol: the plain-data codec (to_plain, from_plain), the callee's side
+  (callee_main, crossing), the supervisor's side (Callee, rebuilt_exception, run_function_tests);
+- the handshake (announce), last before the entry: main, which picks the protocol by the job's
+  mode."""
 
 import builtins
 import ctypes
@@ -39,10 +50,29 @@ import sys
 import time
 import traceback
 
+# ==== shared by the three protocols ====
+
 PROGRAM = "<program>"
 TEST = "<test>"
 # The verdict of a function task's tests after one timed out: they are not run (see run_function_tests)
 NOT_RUN = "not run: an earlier test of this program timed out (one time budget per program)"
+# Text a program decides (error messages, tracebacks, exception names, compiler output) is cut to
+# this many characters before it leaves the sandbox, so what seidr holds does not grow with it
+MAX_ERROR_CHARS = 4000
+MAX_NAME_CHARS = 100
+# The built-in exception classes by name, taken before any program code runs (a program may
+# rebind names in builtins): a program's exception crosses to the tests as one of these
+BUILTIN_EXCEPTIONS = {name: value for name, value in vars(builtins).items()
+                      if isinstance(value, type) and issubclass(value, Exception)}
+
+
+def clip(text, limit=MAX_ERROR_CHARS):
+    """`text` cut to about `limit` characters, keeping its start and end (a traceback's last line
+    names the error) and saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
 
 
 class OutputLimit(BaseException):
@@ -204,8 +234,14 @@ def program_traceback(exc):
     text = "".join(lines)
     if frames:
         text = "Traceback (most recent call last):\n" + text
-    return "\n".join(text.rstrip("\n").split("\n")[-12:])
+    return clip("\n".join(text.rstrip("\n").split("\n")[-12:]))
 
+
+def exception_name(exc):
+    return clip(_type(exc).__name__, MAX_NAME_CHARS)
+
+
+# ==== "stdio" protocol: Python source on stdin/stdout tests, in forked workers ====
 
 def run_one(code, test, limits):
     """Run the compiled program on one test, in this (worker) process."""
@@ -227,7 +263,7 @@ def run_one(code, test, limits):
         exec(code, namespace)
     except SystemExit as exc:
         if exc.code not in (None, 0):
-            result = {"status": "exception", "exc_type": "SystemExit", "error": f"exited with status {exc.code}"}
+            result = {"status": "exception", "exc_type": "SystemExit", "error": clip(f"exited with status {exc.code}")}
     except OutputLimit:
         result = {"status": "output_limit", "error": "printed more than the output limit"}
     except MemoryError:
@@ -236,9 +272,9 @@ def run_one(code, test, limits):
         if exc.errno == errno.EFBIG:  # CPython ignores SIGXFSZ: the file limit arrives as this error
             result = {"status": "output_limit", "error": "wrote a file larger than allowed"}
         else:
-            result = {"status": "exception", "exc_type": type(exc).__name__, "error": program_traceback(exc)}
+            result = {"status": "exception", "exc_type": exception_name(exc), "error": program_traceback(exc)}
     except BaseException as exc:  # the program's own errors, whatever they are
-        result = {"status": "exception", "exc_type": type(exc).__name__, "error": program_traceback(exc)}
+        result = {"status": "exception", "exc_type": exception_name(exc), "error": program_traceback(exc)}
     finally:
         try:
             sys.stdout.flush()
@@ -312,6 +348,8 @@ def watch_worker(pid, read_end, index, total, limits, emit):
     return index
 
 
+# ==== shared: ending a process group, and what a process's death means ====
+
 def kill_group(pid):
     """Kill a worker with everything it started; returns its wait status."""
     try:
@@ -335,6 +373,8 @@ def death_result(index, status):
         return {"i": index, "status": "crash", "error": f"killed by signal {name}"}
     return {"i": index, "status": "crash", "error": "the program ended the test process"}
 
+
+# ==== "binary" protocol: a compiled program (and its compile), one process per test ====
 
 def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, extra_actions=(), spawned=None):
     """Run an executable once (a compiler, or a compiled program on one test) in its own process
@@ -546,12 +586,30 @@ def run_binary_tests(job, limits, emit):
             return
 
 
+def trim_compiler(text, lines=15, chars=1500):
+    """The first errors of a compiler message: what a repair needs, without the cascade."""
+    every = [line for line in text.splitlines() if line.strip()]
+    kept = "\n".join(every[:lines])
+    if len(every) > lines or len(kept) > chars:
+        return kept[:chars] + "\n[... the rest of the compiler's message cut]"
+    return kept
+
+
+def tail(text, lines=10):
+    return clip("\n".join(text.rstrip("\n").split("\n")[-lines:])) if text.strip() else ""
+
+
+# ==== "function" protocol: the program in a callee process, the tests here ====
+
 # Plain data is all that crosses between the callee and the tests: exact types only (a subclass
 # of int could redefine ==), rebuilt from JSON on this side as fresh, ordinary objects.
 _type, _isfinite, _dumps, _loads = type, math.isfinite, json.dumps, json.loads
 PLAIN_TYPES = "None, bool, int, float, str, bytes, complex, list, tuple, dict, set, frozenset"
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 200
+# Integers past this many bits cross as hexadecimal text: decimal text of more than 4,300 digits
+# is refused by Python's int/str conversions, hexadecimal is not
+MAX_JSON_INT_BITS = 64
 
 
 class NotPlain(Exception):
@@ -563,8 +621,10 @@ def to_plain(value, depth=0):
     if depth > MAX_DEPTH:
         raise NotPlain("a value nested too deeply")
     kind = _type(value)
-    if value is None or kind is bool or kind is str or kind is int:
+    if value is None or kind is bool or kind is str:
         return value
+    if kind is int:
+        return value if value.bit_length() <= MAX_JSON_INT_BITS else {"int": format(value, "x")}
     if kind is float:
         return value if _isfinite(value) else {"float": repr(value)}
     if kind is list:
@@ -593,6 +653,8 @@ def from_plain(data, depth=0):
         (tag, body), = data.items()
         if tag == "float" and body in ("inf", "-inf", "nan"):
             return float(body)
+        if tag == "int" and _type(body) is str:
+            return int(body, 16)
         if tag in ("tuple", "set", "frozenset") and _type(body) is list:
             return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](from_plain(x, depth + 1) for x in body)
         if tag == "dict" and _type(body) is list:
@@ -628,13 +690,14 @@ def callee_main():
         try:
             reply = action()
         except SystemExit as exc:
-            reply = {"raised": f"the program exited (SystemExit {exc.code!r})", "exc_type": "SystemExit"}
+            reply = {"raised": clip(f"the program exited (SystemExit {exc.code!r})"), "exc_type": "SystemExit"}
         except OutputLimit:
-            reply = {"raised": "printed more than the output limit", "exc_type": "OutputLimit"}
+            reply = {"raised": "printed more than the output limit", "exc_type": "OutputLimit",
+                     "limit": "output_limit"}
         except MemoryError:
-            reply = {"raised": "MemoryError: ran out of memory", "exc_type": "MemoryError"}
+            reply = {"raised": "MemoryError: ran out of memory", "exc_type": "MemoryError", "limit": "memory"}
         except BaseException as exc:  # the program's own errors, whatever they are
-            reply = {"raised": program_traceback(exc), "exc_type": _type(exc).__name__}
+            reply = {"raised": program_traceback(exc), "exc_type": exception_name(exc), **crossing(exc)}
         return reply, out.data
 
     namespace = {"__name__": "solution", "__builtins__": builtins}
@@ -658,8 +721,8 @@ def callee_main():
         resource.setrlimit(resource.RLIMIT_CPU, (min(spent + limits["test_cpu_s"], hard), hard))
 
         def call():
-            if not callable(function):
-                raise NameError(f"the program defines no function {hello['entry_point']!r}")
+            if not callable(function):  # a failure of the call, not an exception a test may expect
+                return {"raised": f"the program defines no function {hello['entry_point']!r}", "exc_type": "NameError"}
             value = function(*from_plain(request["args"]), **from_plain(request["kwargs"]))
             try:
                 return {"value": to_plain(value)}
@@ -667,6 +730,40 @@ def callee_main():
                 return {"not_plain": str(why)}
 
         answer(*captured(call))
+
+
+def crossing(exc):
+    """How a program's exception reaches the tests: its nearest built-in exception class (a
+    program's own `class Invalid(ValueError)` arrives as ValueError) with its arguments as plain
+    data, or its message when they are not. Nothing for what is not an Exception (SystemExit,
+    KeyboardInterrupt): the call just fails."""
+    try:
+        builtin = next((kind.__name__ for kind in _type(exc).__mro__
+                        if BUILTIN_EXCEPTIONS.get(kind.__name__) is kind), None)
+        if builtin is None:
+            return {}
+        try:
+            args = to_plain(list(exc.args))
+            if len(_dumps(args)) > MAX_ERROR_CHARS:
+                raise NotPlain("arguments too long")
+        except Exception:
+            args = [clip(str(exc))]
+        return {"builtin": builtin, "args": args}
+    except Exception:  # an exception whose class or message misbehaves: its traceback is all that goes
+        return {"builtin": "RuntimeError", "args": ["the program raised an exception that cannot be shown"]}
+
+
+def rebuilt_exception(name, args, message):
+    """The program's exception, raised again here as the built-in `name` (RuntimeError when the
+    name is not one) with `args`; a class that refuses them gets the message alone."""
+    kind = BUILTIN_EXCEPTIONS.get(name) if _type(name) is str else None
+    attempts = ((kind, args), (kind, [message]), (RuntimeError, [message])) if kind else ((RuntimeError, [message]),)
+    for cls, arguments in attempts:
+        try:
+            return cls(*arguments)
+        except Exception:
+            continue
+    return RuntimeError(message)
 
 
 class CalleeOutcome(BaseException):
@@ -689,6 +786,21 @@ class Callee:
         # program, so an endless loop costs one test's limit, not one per test)
         self.timed_out = None
         self.printed = []
+        # the first way the program failed during the current test (timeout, crash, a reply that
+        # is not one, a limit): the test fails on it even when the test's code catches it
+        self.failure = None
+        # the program's exceptions raised into the current test, with the program's traceback
+        self.raised = []
+
+    def fail(self, outcome):
+        """Raise `outcome`, the first one of the test kept as its verdict (see `failure`)."""
+        if self.failure is None:
+            self.failure = outcome
+        raise outcome
+
+    def broken_reply(self):
+        self.stop()
+        self.fail(CalleeOutcome("exception", "the program wrote over its answer channel", "ProtocolError"))
 
     def start(self, deadline):
         to_callee, from_us = os.pipe()
@@ -705,9 +817,9 @@ class Callee:
         self.send({"code": self.job["code"], "entry_point": self.job["entry_point"], "limits": self.limits})
         reply = self.receive(deadline, loading=True)
         if "loaded" not in reply:
-            self.load_failure = CalleeOutcome("exception", reply.get("raised", "the program did not load"),
-                                              reply.get("exc_type"))
-            raise self.load_failure
+            self.load_failure = CalleeOutcome("exception", clip(str(reply.get("raised", "the program did not load"))),
+                                              clip(str(reply.get("exc_type")), MAX_NAME_CHARS))
+            self.fail(self.load_failure)
 
     def send(self, message):
         data = (_dumps(message) + "\n").encode("utf-8")
@@ -725,7 +837,7 @@ class Callee:
                 self.stop()
                 self.timed_out = CalleeOutcome("timeout", f"took longer than {self.limits['test_timeout_s']} s"
                                                + (" to load" if loading else ""))
-                raise self.timed_out
+                self.fail(self.timed_out)
             chunk = os.read(self.reader, 65536)
             if not chunk:
                 status = self.stop()
@@ -740,45 +852,59 @@ class Callee:
                     self.load_failure = failure
                 if failure.status == "timeout":  # its CPU time ran out (SIGXCPU)
                     self.timed_out = failure
-                raise failure
+                self.fail(failure)
             self.buffer += chunk
             if len(self.buffer) > MAX_REPLY_BYTES:
                 self.stop()
-                raise CalleeOutcome("output_limit", "returned a value larger than the output limit")
+                self.fail(CalleeOutcome("output_limit", "returned a value larger than the output limit"))
         line, self.buffer = self.buffer.split(b"\n", 1)
         try:
             reply = _loads(line)
-        except ValueError:
+        except Exception:  # not JSON, a number past the digit limit, nesting past the recursion limit
             reply = None
         if _type(reply) is not dict:
-            self.stop()
-            raise CalleeOutcome("exception", "the program wrote over its answer channel", "ProtocolError")
-        self.printed.append(str(reply.get("stdout", ""))[:SHOWN_STDOUT])
+            self.broken_reply()
+        self.printed.append(clip(str(reply.get("stdout", "")), SHOWN_STDOUT))
         return reply
 
     def call(self, args, kwargs, deadline):
+        """The program's answer to one call: its value, or its exception raised here as the
+        built-in type it derives from. Anything else (timeout, crash, limit, a reply that is not
+        one) is a CalleeOutcome that fails the test whatever the test's code does with it."""
         if self.timed_out is not None:
-            raise self.timed_out
+            self.fail(self.timed_out)
         if self.load_failure is not None:
-            raise self.load_failure
+            self.fail(self.load_failure)
         if self.pid is None:
             self.start(deadline)
         try:
             request = {"args": to_plain(list(args)), "kwargs": to_plain(dict(kwargs))}
         except NotPlain as why:
-            raise CalleeOutcome("error", f"the test passes {why} to the program; only plain data can cross")
+            self.fail(CalleeOutcome("error", f"the test passes {why} to the program; only plain data can cross"))
         self.send(request)
         reply = self.receive(deadline)
         if "value" in reply:
             try:
                 return from_plain(reply["value"])
-            except NotPlain:
-                self.stop()
-                raise CalleeOutcome("exception", "the program wrote over its answer channel", "ProtocolError")
+            except Exception:  # a bad tag, unhashable keys, too deep: not what a callee sends
+                self.broken_reply()
         if "not_plain" in reply:
-            raise CalleeOutcome("exception", f"returned {reply['not_plain']}; a test compares only plain data "
-                                f"({PLAIN_TYPES})", "AssertionError")
-        raise CalleeOutcome("exception", str(reply.get("raised", "the call failed")), str(reply.get("exc_type")))
+            self.fail(CalleeOutcome("exception", clip(f"returned {reply['not_plain']}; a test compares only plain "
+                                                      f"data ({PLAIN_TYPES})"), "AssertionError"))
+        raised = clip(str(reply.get("raised", "the call failed")))
+        if "builtin" in reply:
+            try:
+                arguments = from_plain(reply.get("args"))
+            except Exception:
+                arguments = None
+            if _type(arguments) is not list:
+                self.broken_reply()
+            message = raised.rstrip("\n").rsplit("\n", 1)[-1]
+            exception = rebuilt_exception(reply["builtin"], arguments, message)
+            self.raised.append((exception, raised))
+            raise exception
+        status = reply.get("limit") if reply.get("limit") in ("output_limit", "memory") else "exception"
+        self.fail(CalleeOutcome(status, raised, clip(str(reply.get("exc_type")), MAX_NAME_CHARS)))
 
     def stop(self):
         """Kill the callee with everything it started; its wait status (0 if none)."""
@@ -807,7 +933,7 @@ def run_function_tests(job, limits, emit):
             emit({"i": index, "status": "timeout", "error": NOT_RUN, "stdout": ""})
             continue
         deadline = time.monotonic() + limits["test_timeout_s"]
-        callee.printed = []
+        callee.printed, callee.failure, callee.raised = [], None, []
 
         def proxy(*args, **kwargs):
             return callee.call(args, kwargs, deadline)
@@ -821,19 +947,20 @@ def run_function_tests(job, limits, emit):
             namespace[job["entry_point"]] = proxy
             linecache.cache[TEST] = (len(test), None, test.splitlines(True), TEST)
             exec(compile(test, TEST, "exec"), namespace)
-        except CalleeOutcome as outcome:
-            result.update(status=outcome.status, error=outcome.error)
-            if outcome.exc_type:
-                result["exc_type"] = outcome.exc_type
-        except BaseException as exc:  # the test's own assert, or its code tripping over a returned value
-            result.update(status="exception", exc_type=_type(exc).__name__, error=program_traceback(exc))
+        except BaseException as exc:  # the test's own assert, its code tripping over a returned value,
+            # or an exception of the program's it did not catch (then the program's traceback says more)
+            error = next((text for raised, text in callee.raised if raised is exc), None)
+            result.update(status="exception", exc_type=exception_name(exc), error=error or program_traceback(exc))
         finally:
             sys.stdout, sys.stderr = saved
             quiet.seek(0)
             quiet.truncate()
-        if callee.timed_out is not None:  # even when the test's code caught the timeout itself
-            result = {"i": index, "status": "timeout", "error": callee.timed_out.error}
-        result["stdout"] = "".join(callee.printed)[:SHOWN_STDOUT]
+        outcome = callee.failure  # even when the test's code caught it
+        if outcome is not None:
+            result = {"i": index, "status": outcome.status, "error": outcome.error}
+            if outcome.exc_type:
+                result["exc_type"] = outcome.exc_type
+        result["stdout"] = clip("".join(callee.printed), SHOWN_STDOUT)
         emit(result)
     callee.stop()
 
@@ -860,15 +987,7 @@ def announce(emit, problem=None, caveat=None):
     return True
 
 
-def trim_compiler(text, lines=15, chars=1500):
-    """The first errors of a compiler message: what a repair needs, without the cascade."""
-    kept = [line for line in text.splitlines() if line.strip()][:lines]
-    return "\n".join(kept)[:chars]
-
-
-def tail(text, lines=10):
-    return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if text.strip() else ""
-
+# ==== entry: the protocol by the job's mode (announce, the handshake of all three, is just above) ====
 
 def main():
     if sys.argv[1:] == ["--callee"]:

@@ -52,6 +52,7 @@ from typing import Any, AsyncIterator, Collection, Sequence
 from seidr.errors import SandboxBroken, SeidrError
 from seidr.execution.base import ExecutionLimits
 from seidr.execution.cgroup import DEFAULT_ROOT, Layout, Owner, RunCgroup, find_layout, remove_stale
+from seidr.execution.harness import MAX_ERROR_CHARS, clip
 
 log = logging.getLogger("seidr.execution")
 
@@ -461,7 +462,7 @@ class Sandbox:
         timed_out = False
         started: list[Any] = []
         try:
-            await asyncio.wait_for(_talk(process, job, results, started), budget)
+            await asyncio.wait_for(_talk(process, job, results, started, limits.max_output_bytes), budget)
         except asyncio.TimeoutError:
             timed_out = True
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
@@ -494,9 +495,9 @@ class Sandbox:
 
 
 async def _talk(process: asyncio.subprocess.Process, job: dict[str, Any], results: dict[int, dict[str, Any]],
-                started: list[Any]) -> None:
+                started: list[Any], output_chars: int) -> None:
     """Send the job; read the handshake (into `started`: True, or why the sandbox is broken),
-    then one result line per test."""
+    then one result line per test, each kept as `_kept` makes it."""
     assert process.stdin and process.stdout
     process.stdin.write(json.dumps(job).encode())
     await process.stdin.drain()
@@ -515,7 +516,27 @@ async def _talk(process: asyncio.subprocess.Process, job: dict[str, Any], result
         result = json.loads(line)
         index = result.get("i") if isinstance(result, dict) else None
         if isinstance(index, int) and 0 <= index < total:
-            results[index] = {key: _storable(value) for key, value in result.items()}
+            results[index] = _kept(result, output_chars)
+
+
+MAX_KEY_CHARS = 40  # the harness's keys are short words ("status", "exc_type")
+
+
+def _kept(result: dict[str, Any], output_chars: int) -> dict[str, Any]:
+    """A result line as seidr keeps it. The harness already cuts what a program writes, but in a
+    stdin/stdout run the program shares a process with the harness's worker and can write result
+    lines of its own: here every text is cut again (the output to `output_chars`, any other text
+    to MAX_ERROR_CHARS, saying so) and anything but text and numbers is dropped, so what seidr
+    holds per test has a bound that no program moves."""
+    kept: dict[str, Any] = {}
+    for key, value in result.items():
+        if len(key) > MAX_KEY_CHARS:
+            continue
+        if isinstance(value, str):
+            kept[key] = _storable(clip(value, output_chars if key == "stdout" else MAX_ERROR_CHARS))
+        elif value is None or isinstance(value, (bool, int, float)):
+            kept[key] = value
+    return kept
 
 
 def _storable(value: Any) -> Any:

@@ -59,7 +59,8 @@ def judge(mode: str, test: Example, raw: dict[str, Any] | None, float_tolerance:
         return TestOutcome("error", 0.0, error="the sandbox stopped before this test ran")
     status, error = raw.get("status"), str(raw.get("error", ""))
     stdout = str(raw.get("stdout", ""))
-    shown = stdout[:SHOWN_CHARS]
+    shown = stdout if len(stdout) <= SHOWN_CHARS else \
+        f"{stdout[:SHOWN_CHARS]}\n[... {len(stdout) - SHOWN_CHARS} characters cut]"
     if status == "ok":
         if mode == "function":
             return TestOutcome("pass", 1.0, actual=shown)
