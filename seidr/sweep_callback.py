@@ -37,13 +37,14 @@ def mark_failed(output_dir: Path, error: str) -> None:
     _update(output_dir / STATUS_FILE, status="failed", error=error)
 
 
-def mark_killed(path: Path, number: int, overrides: list[str], reason: str, config: DictConfig) -> None:
-    """Record that a sweep job's process ended without a result (for the launcher, which saw it);
-    the overrides are masked as the job itself masks them."""
+def mark_ended(path: Path, number: int, overrides: list[str], status: str, reason: str,
+               config: DictConfig) -> None:
+    """Record that a sweep job's process ended without a result ("killed") or failed outside
+    seidr ("failed"), for the launcher, which saw it; masked as the job itself masks its record."""
     # the launcher is an entry point, in the submitting process: it may read the environment's secrets
     redactor = Redactor.from_sources(config=config, environ=os.environ, overrides=overrides)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _update(path, number=number, overrides=redactor.message(" ".join(overrides)), status="killed",
+    _update(path, number=number, overrides=redactor.message(" ".join(overrides)), status=status,
             error=redactor.message(reason))
 
 

@@ -18,7 +18,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf, open_dict
 
-from seidr.sweep_callback import STATUS_FILE, mark_killed
+from seidr.sweep_callback import STATUS_FILE, mark_ended
 
 log = logging.getLogger(__name__)
 # the launcher's keys that configure the executor itself, not the jobs' resources
@@ -30,9 +30,10 @@ class _ToleratesKilledJobs(BaseSubmititLauncher):
         import submitit
 
         assert self.config is not None and len(job_overrides) > 0
+        executor_options = {f"{self._EXECUTOR}_{key}": value for key, value in self.params.items()
+                            if key in _EXECUTOR_KEYS}
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
-                                         **{f"{self._EXECUTOR}_{key}": value for key, value in self.params.items()
-                                            if key in _EXECUTOR_KEYS})
+                                         **executor_options)
         queue_keys = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(**{
             (key if key in queue_keys else f"{self._EXECUTOR}_{key}"):
@@ -49,20 +50,27 @@ class _ToleratesKilledJobs(BaseSubmititLauncher):
         state = Singleton.get_state()
         jobs = executor.map_array(self, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(numbers),
                                   numbers, [f"job_id_for_{n}" for n in numbers], [state] * len(numbers))
-        return [self._result(job, number, overrides) for job, number, overrides in zip(jobs, numbers, job_overrides)]
+        return [self._result(job, number, overrides)
+                for job, number, overrides in zip(jobs, numbers, job_overrides)]
 
     def _result(self, job: Any, number: int, overrides: Sequence[str]) -> JobReturn:
-        """The job's JobReturn; for a job that left none, a failed one, its record marked killed."""
+        """The job's JobReturn; for a job whose process left none, one worth NaN (what main.py
+        returns for a failed job), its sweep_job.json saying why."""
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
         try:
             return job.results()[0]
         except (UncompletedJobError, FailedJobError) as error:
-            reason = (f"killed: its process ended without a result (out of memory, cancelled, or a signal); "
-                      f"submitit job {job.job_id}, its log is in {Path(str(job.paths.stderr))}")
-            log.debug("job %d: %s", number, error)
-            mark_killed(self._status_path(number, overrides), number, list(filter_overrides(overrides)), reason,
-                        self.config)
+            log_file = Path(str(job.paths.stderr))
+            if isinstance(error, UncompletedJobError):
+                status = "killed"
+                reason = (f"killed: its process ended without a result (out of memory, cancelled, or a "
+                          f"signal); submitit job {job.job_id}, log {log_file}")
+            else:
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                status, reason = "failed", f"its process failed outside seidr ({first}); log {log_file}"
+            mark_ended(self._status_path(number, overrides), number, list(filter_overrides(overrides)), status,
+                       reason, self.config)
             failed = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
             failed.return_value = math.nan
             return failed

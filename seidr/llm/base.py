@@ -36,7 +36,8 @@ def storable(completion: Completion) -> Completion:
     """The completion with every code point UTF-8 cannot hold replaced by U+FFFD, so any text a
     model sends can be cached, hashed, recorded and run; `prompts.extract.reply_issue` flags it."""
     text = _SURROGATE.sub(UNREADABLE, completion.text)
-    reason = None if completion.finish_reason is None else _SURROGATE.sub(UNREADABLE, completion.finish_reason)
+    reason = completion.finish_reason
+    reason = None if reason is None else _SURROGATE.sub(UNREADABLE, reason)
     if text == completion.text and reason == completion.finish_reason:
         return completion
     return replace(completion, text=text, finish_reason=reason)

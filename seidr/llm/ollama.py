@@ -97,7 +97,7 @@ class OllamaBackend:
         async def call() -> ollama.ChatResponse:
             try:
                 return await self._client.chat(model=self.model_name, messages=chat, options=options, stream=False)
-            except pydantic.ValidationError as error:  # a field the hook does not check: the server's fault
+            except pydantic.ValidationError as error:  # a field the hook does not check: the server's
                 raise BadReply("answered 200 with a reply the ollama client cannot read", str(error)) from None
 
         response = await with_retries(call, transient=_transient, explain=self._explain, where=self.endpoint,

