@@ -14,7 +14,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from seidr.config import register_resolvers
+from seidr.config import CONFIG_DIR, REPO_ROOT, register_resolvers
+from seidr.config_keys import check_overrides
 from seidr.errors import SeidrError
 from seidr.redact import Redactor, install_log_redaction
 
@@ -97,4 +98,16 @@ if __name__ == "__main__":
     install_log_redaction(Redactor.from_sources(environ=os.environ, overrides=sys.argv[1:]))
     # a log file on a full disk must not print a traceback per record over the one line that says why
     logging.raiseExceptions = False
-    main()
+    # a misspelled key or group option: one line with the closest valid one, before Hydra composes
+    if (refusal := check_overrides(sys.argv[1:], CONFIG_DIR, REPO_ROOT)) is not None:
+        print(f"seidr: error: {refusal}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        main()
+    except SystemExit as stop:
+        # Hydra refused the command line or the config before composing it (its message is
+        # printed; a composed one is in HydraConfig, see seidr.sweep_callback): a usage error, as
+        # for any config error seidr finds
+        if stop.code == 1 and not HydraConfig.initialized():
+            sys.exit(2)
+        raise

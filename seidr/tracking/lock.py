@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from seidr.atomic import cannot_write
+from seidr.atomic import NO_SPACE, cannot_write
 from seidr.errors import SeidrError
 
 LOCK_NAME = ".seidr.lock"
@@ -74,14 +74,24 @@ def _read_pid(handle: int) -> str:
 
 class WritableRunFolder(Callback):
     """A Hydra callback: before Hydra makes the run folder and writes its .hydra/ files there, a
-    folder nobody can write to ends the job with one line (Hydra would print a traceback)."""
+    folder nobody can write to, or on a full disk, ends the job with one line (Hydra would print a
+    traceback)."""
+
+    # what the probe writes: an empty file needs no free block, so a full disk would pass it
+    PROBE = b"seidr checks that this folder takes data\n" * 64
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(str(OmegaConf.select(config, "hydra.run.dir"))).expanduser().absolute()
         existing = next(p for p in (folder, *folder.parents) if p.is_dir())  # made later, not here
         try:
-            tempfile.TemporaryFile(dir=existing).close()
+            with tempfile.TemporaryFile(dir=existing) as probe:
+                probe.write(self.PROBE)
+                probe.flush()
+                os.fsync(probe.fileno())
         except OSError as error:
-            print(f"seidr: error: cannot write {folder}: {error.strerror or error}; make {existing} writable or "
-                  "run in another folder (hydra.run.dir=...)", file=sys.stderr)
+            if error.errno in NO_SPACE:  # the same line as a disk that fills during the run
+                print(f"seidr: error: {cannot_write(folder, error, run_dir=folder)}", file=sys.stderr)
+            else:
+                print(f"seidr: error: cannot write {folder}: {error.strerror or error}; make {existing} writable "
+                      "or run in another folder (hydra.run.dir=...)", file=sys.stderr)
             sys.exit(2)

@@ -132,11 +132,13 @@ class JsonServer:
         """The next `count` requests are answered as usual: a fault scheduled next follows them."""
         self.failures.extend(Failure(None) for _ in range(count))
 
-    def garble_next(self, count: int, body: bytes | dict[str, Any], *, after: int = 0) -> None:
+    def garble_next(self, count: int, body: bytes | dict[str, Any], *, after: int = 0,
+                    headers: dict[str, str] | None = None, content_type: str = "text/html") -> None:
         """After `after` normal answers, the next `count` requests get 200 with `body` (bytes: as
-        they are, e.g. not JSON; a dict: JSON, e.g. without the fields a client needs)."""
+        they are, e.g. not JSON; a dict: JSON, e.g. without the fields a client needs), and
+        `headers` (e.g. a Content-Encoding the body does not have)."""
         self._after(after)
-        self.failures.extend(Failure(200, body) for _ in range(count))
+        self.failures.extend(Failure(200, body, headers or {}, content_type=content_type) for _ in range(count))
 
     def drip_next(self, count: int, every_s: float, *, after: int = 0) -> None:
         """After `after` normal answers, the next `count` answers go out a byte every `every_s`."""
