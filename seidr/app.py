@@ -30,10 +30,11 @@ from seidr.problem import Problem
 from seidr.prompts.common import DEBUG_PROMPT_IDS, is_template
 from seidr.redact import Redactor
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
-from seidr.search.tree import Program
+from seidr.search.tree import Program, better
 from seidr.tracking.lock import RunLock
-from seidr.tracking.results import RunRecorder
+from seidr.tracking.results import RunRecorder, RunRefused
 from seidr.tracking.trackers import Trackers
+from seidr.tracking.trackers import requested as requested_trackers
 from seidr.validate import problem_warnings, validate_config
 
 log = logging.getLogger("seidr")
@@ -167,7 +168,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
                     "search": OmegaConf.to_container(cfg.search, resolve=True),
                     "selection": OmegaConf.to_container(cfg.selection, resolve=True)})
     if (finished := recorder.finished_result()) is not None:
-        log.info("this job already finished in %s: nothing to do", output_dir)
+        _finish_tracking(cfg, problem, recorder, finished, redactor)
         return _finished_outcome(finished, recorder.earlier, output_dir)
     executor = make_executor(cfg)
     # a function task's tests are code in one language (HumanEval-X's C++ tests say so in meta)
@@ -242,6 +243,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
             try:
                 outcome = await search.run()
                 failure = None
+            except RunRefused:
+                raise  # the folder holds another run: its records stay as they are
             except SeidrError as error:
                 # e.g. the server died mid-run: keep what was made, say why the search stopped
                 failure = error
@@ -252,10 +255,13 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         if owns_backend:
             await llm.aclose()
 
+    # the result speaks of recorded programs only: a program the search made but the folder
+    # refused (a full disk) is not the job's, however well it scored
+    outcome = _recorded_outcome(outcome, len(recorder.recorded))
     best = outcome.best
     spent = usage()
     test_pass_rate = None
-    if best is not None and not isinstance(failure, SandboxBroken):
+    if best is not None and failure is None:
         try:
             test_outcomes = await evaluator.run(best.code, problem.test)
         except SandboxBroken as error:  # the machine broke after the search: the rerun scores it
@@ -271,12 +277,13 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "seed": int(cfg.seed),
         "selection": getattr(selection, "name", type(selection).__name__),
         "strategy": params.strategy,
-        "solved": outcome.solved,
+        # a job that stopped on an error has not finished: its rerun decides, so it claims no solve
+        "solved": outcome.solved and failure is None,
         "val_score": best.score if best else 0.0,
         "val_pass_rate": best.pass_rate if best else 0.0,
         "test_pass_rate": test_pass_rate,
         # solved on validation but not on the held-out tests: hard-coded examples, or a lucky fit
-        "overfit": bool(outcome.solved and test_pass_rate is not None and test_pass_rate < 1.0),
+        "overfit": bool(outcome.solved and failure is None and test_pass_rate is not None and test_pass_rate < 1.0),
         "valid_examples": len(problem.valid),
         "test_examples": len(problem.test),
         "programs": len(outcome.programs),
@@ -309,16 +316,46 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "warnings": list(problem.warnings),
     }
     try:
+        recorder.set_pending_tracking(trackers.requested)  # killed after result.json, the rerun finishes them
         recorder.write_result(result)
     except SeidrError:
         if failure is None:
             raise
         raise failure from None  # a full disk refuses both: the first refusal is the one to report
-    trackers.finish(result, outcome.programs)
+    finished = trackers.finish(result, outcome.programs)
+    recorder.set_pending_tracking([name for name in trackers.requested if name not in finished])
     log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in spent.as_dict().items()))
     if failure:
         raise failure
     return JobOutcome(result=result, programs=outcome.programs, best=best, usage=spent, output_dir=output_dir)
+
+
+def _finish_tracking(cfg: DictConfig, problem: Problem, recorder: RunRecorder, result: dict[str, Any],
+                     redactor: Redactor) -> None:
+    """A finished job's rerun: finish the trackers that did not finish (the job was killed after
+    result.json), and nothing else."""
+    pending = recorder.pending_tracking(requested_trackers(cfg))
+    if not pending:
+        log.info("this job already finished in %s: nothing to do", recorder.output_dir)
+        return
+    log.info("this job finished in %s but its tracking did not: finishing %s", recorder.output_dir,
+             " and ".join(pending))
+    trackers = Trackers(cfg, problem, recorder.output_dir, recorder.programs_path, redactor, only=pending)
+    finished = trackers.finish(result, recorder.earlier)
+    recorder.set_pending_tracking([name for name in pending if name not in finished])
+
+
+def _recorded_outcome(outcome: SearchOutcome, recorded: int) -> SearchOutcome:
+    """The search's outcome cut to its first `recorded` programs (those the folder holds), with
+    the best among them as the search ranks programs."""
+    if recorded >= len(outcome.programs):
+        return outcome
+    programs = outcome.programs[:recorded]
+    best = None
+    for program in programs:
+        if better(program, best):
+            best = program
+    return replace(outcome, programs=programs, best=best)
 
 
 def _finished_outcome(result: dict[str, Any], programs: list[Program], output_dir: Path) -> JobOutcome:

@@ -175,14 +175,15 @@ def test_a_refused_append_cuts_its_partial_line_and_nothing_follows_it(tmp_path)
             recorder.add_program(program(2, "print(2)\n"))
         assert recorder.programs_path.read_bytes() == before
         with pytest.raises(SeidrError, match="cannot write .*result.json: No space left on device"):
-            recorder.write_result({"text": "x" * 100_000})
+            recorder.write_result({"programs": 1, "best_program_id": 0, "best_program": "print(0)\n",
+                                   "val_score": 0.5, "val_pass_rate": 0.5, "solved": False, "text": "x" * 100_000})
         assert sorted(p.name for p in (disk / "run").iterdir()) == ["programs.jsonl"]
 
 
 def test_result_json_is_made_like_any_other_file(tmp_path):
     old = os.umask(0o022)
     try:
-        RunRecorder(tmp_path / "run").write_result({"solved": True})
+        RunRecorder(tmp_path / "run").write_result({"programs": 0, "best_program_id": None, "solved": False})
     finally:
         os.umask(old)
     assert (tmp_path / "run" / "result.json").stat().st_mode & 0o777 == 0o644
@@ -310,3 +311,55 @@ def test_a_resumed_job_counts_the_calls_of_every_run(reference, data_dir, tmp_pa
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["llm_calls"] == expected["llm_calls"]  # every reply was paid for once, in one run or the other
     assert result["llm_calls_this_run"] == expected["llm_calls"] - stopped["llm_calls"]
+
+
+def recorded_result(**claims) -> dict:
+    """A result for programs 0 (half right) and 1 (right) as recorded by `recorder_with_two`."""
+    return {"programs": 2, "best_program_id": 1, "best_program": "print(1)\n", "val_score": 1.0,
+            "val_pass_rate": 1.0, "solved": True, "stopped": "solved", **claims}
+
+
+def recorder_with_two(folder: Path) -> RunRecorder:
+    recorder = RunRecorder(folder)
+    recorder.add_program(program(0, "print(0)\n"))
+    recorder.add_program(Program(id=1, parent_id=0, kind="repair", generation=1, code="print(1)\n",
+                                 outcomes=(TestOutcome("pass", 1.0), TestOutcome("pass", 1.0))))
+    return recorder
+
+
+@pytest.mark.parametrize("claims", [
+    {"programs": 3}, {"best_program_id": 0}, {"best_program": "print(2)\n"}, {"val_score": 0.5},
+    {"stopped": "error"}, {"programs": 1, "best_program_id": 2, "best_program": "print(2)\n"},
+])
+def test_a_result_is_written_only_when_the_recorded_programs_bear_it_out(tmp_path, claims):
+    recorder = recorder_with_two(tmp_path / "run")
+    with pytest.raises(SeidrError, match="not writing .*result.json"):
+        recorder.write_result(recorded_result(**claims))
+    assert not recorder.result_path.exists()
+    recorder.write_result(recorded_result())
+    assert json.loads(recorder.result_path.read_text())["solved"]
+
+
+def test_a_resumed_recorder_bears_out_the_programs_it_checked(tmp_path):
+    recorder_with_two(tmp_path / "run")
+    again = RunRecorder(tmp_path / "run")
+    again.add_program(program(0, "print(0)\n"))
+    with pytest.raises(SeidrError, match="counts 2 programs where 1 are recorded"):
+        again.write_result(recorded_result())
+
+
+def test_the_report_lists_a_result_whose_best_program_is_not_recorded_as_damaged(tmp_path):
+    from seidr.report import summarize
+
+    recorder = recorder_with_two(tmp_path / "runs" / "good")
+    recorder.write_result({**recorded_result(), "dataset": "psb2", "problem": "p", "test_pass_rate": 1.0})
+    bad = tmp_path / "runs" / "bad"
+    bad.mkdir()
+    (bad / "programs.jsonl").write_bytes(recorder.programs_path.read_bytes().splitlines(keepends=True)[0])
+    (bad / "result.json").write_text(recorder.result_path.read_text())  # best program 1 is not in it
+    summaries = summarize(tmp_path)
+    rows = {s.config: s.row() for s in summaries}
+    [counted] = [row for config, row in rows.items() if config != "unfinished"]
+    assert counted["solved_validation"] == 1 and counted["jobs"] == 1
+    [unfinished] = [s for s in summaries if s.config == "unfinished"]
+    assert unfinished.unfinished == ["runs/bad (damaged: its best program 1 is not the one programs.jsonl records)"]

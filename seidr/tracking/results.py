@@ -18,6 +18,10 @@ from seidr.search.tree import Program
 log = logging.getLogger("seidr")
 
 
+class RunRefused(SeidrError):
+    """The run folder holds another job or another run of it: this job may write nothing there."""
+
+
 class RunRecorder:
     """Writes a run's programs and result into its output folder, and reads back what an
     earlier, interrupted run of the same job left there. `repair`: a damaged programs.jsonl line
@@ -32,11 +36,15 @@ class RunRecorder:
         self.dropped_path = self.output_dir / "programs.jsonl.dropped"
         self.result_path = self.output_dir / "result.json"
         self.usage_path = self.output_dir / "llm_usage.json"
+        # the trackers (W&B, the git archive) still to finish after result.json: a job is done when they are
+        self.tracking_path = self.output_dir / "tracking_pending.json"
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise cannot_write(self.output_dir, error, self.output_dir) from None
         self.earlier: list[Program] = self._load_programs(repair)
+        # the programs this run has in the folder, as written: the checked earlier ones, then appended ones
+        self.recorded: list[Program] = []
         self.earlier_usage: dict[str, Any] = self._load_usage()
         self._refused: SeidrError | None = None  # a write that failed: nothing may follow it
 
@@ -63,7 +71,7 @@ class RunRecorder:
         differs = sorted(key for key in set(mine) | set(earlier) if mine.get(key) != earlier.get(key))
         if differs:
             shown = ", ".join(f"{key}: {earlier.get(key)!r} there, {mine.get(key)!r} now" for key in differs[:3])
-            raise SeidrError(f"{self.output_dir} holds a different job ({shown}); rerun in a new output folder, "
+            raise RunRefused(f"{self.output_dir} holds a different job ({shown}); rerun in a new output folder, "
                              "or with the config that made it to resume")
 
     def finished_result(self) -> dict[str, Any] | None:
@@ -74,6 +82,27 @@ class RunRecorder:
         except (OSError, ValueError):
             return None
         return None if isinstance(result, dict) and result.get("stopped") == "error" else result
+
+    def pending_tracking(self, requested: Sequence[str]) -> tuple[str, ...]:
+        """Of the `requested` trackers, those a finished job has not finished yet (all of them
+        when the record of it is damaged: finishing one twice is harmless, never finishing is not)."""
+        try:
+            pending = json.loads(self.tracking_path.read_text(encoding="utf-8"))["pending"]
+        except FileNotFoundError:
+            return ()
+        except (OSError, ValueError, KeyError, TypeError):
+            return tuple(requested)
+        return tuple(name for name in requested if name in pending)
+
+    def set_pending_tracking(self, names: Sequence[str]) -> None:
+        """Record the trackers still to finish; none left removes the record."""
+        try:
+            if names:
+                write_json_atomic(self.tracking_path, {"pending": list(names)})
+            else:
+                self.tracking_path.unlink(missing_ok=True)
+        except OSError as error:
+            raise cannot_write(self.tracking_path, error, self.output_dir) from None
 
     def _load_programs(self, repair: bool) -> list[Program]:
         """Programs an earlier run recorded. A last line torn by a kill mid-write is cut off (it is
@@ -149,9 +178,10 @@ class RunRecorder:
         record = self.redactor.data(program.record(self.tests))
         if program.id < len(self.earlier):
             if self.earlier[program.id].code != record["code"]:  # compared as written
-                raise SeidrError(
+                raise RunRefused(
                     f"{self.programs_path} holds a different run (program {program.id} differs): rerun in a new "
                     "output folder, or with the same config and model.cache=true to resume")
+            self.recorded.append(self.earlier[program.id])
             return
         if self._refused is not None:
             raise self._refused
@@ -161,13 +191,39 @@ class RunRecorder:
         except OSError as error:
             self._refused = cannot_write(self.programs_path, error, self.output_dir)
             raise self._refused from None
+        self.recorded.append(Program.from_record(record))
 
     def write_result(self, result: dict[str, Any]) -> None:
-        """Write result.json atomically: readers see the old file or the new one, never half."""
+        """Write result.json atomically: readers see the old file or the new one, never half.
+        Refused (nothing written) unless every figure in it comes from the programs recorded here."""
+        written = self.redactor.data(result)
+        if (unsound := unrecorded_claim(written, self.recorded)) is not None:
+            raise SeidrError(f"not writing {self.result_path}: {unsound}; the programs are kept in "
+                             f"{self.programs_path}, rerun with hydra.run.dir={self.output_dir} to score them again")
         try:
-            write_json_atomic(self.result_path, self.redactor.data(result))
+            write_json_atomic(self.result_path, written)
         except OSError as error:
             raise cannot_write(self.result_path, error, self.output_dir) from None
+
+
+def unrecorded_claim(result: dict[str, Any], recorded: Sequence[Program]) -> str | None:
+    """What a result claims that the recorded programs do not bear out, or None when every figure
+    (program count, best program, its scores, solved) comes from them."""
+    if result.get("programs") != len(recorded):
+        return f"it counts {result.get('programs')} programs where {len(recorded)} are recorded"
+    best = max(recorded, key=lambda p: (p.score, -p.id)) if recorded else None  # as the search ranks them
+    best_id = result.get("best_program_id")
+    if best is None or best_id is None:
+        if best is not None or best_id is not None or result.get("solved"):
+            return f"its best program is {best_id} where the recorded best is {best.id if best else None}"
+        return None
+    if best_id != best.id or result.get("best_program") != best.code:
+        return f"its best program {best_id} is not the recorded best, program {best.id}"
+    if result.get("val_score") != best.score or result.get("val_pass_rate") != best.pass_rate:
+        return f"its validation figures are not those of program {best.id}"
+    if result.get("solved") and (not best.solved or result.get("stopped") == "error"):
+        return "it claims a solve that the recorded programs and the job's end do not bear out"
+    return None
 
 
 class _Damaged(Exception):
