@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from seidr.config import register_resolvers
 from seidr.errors import SeidrError
 from seidr.redact import Redactor, install_log_redaction
+from seidr.tracking.jobfolder import JobFolder, write_hydra_files
 
 register_resolvers()
 log = logging.getLogger("seidr")
@@ -25,14 +26,28 @@ FAILED_JOB = float("nan")  # a sweep job's return value when it stopped on an er
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from seidr.app import run_job  # after Hydra parsed the command line, so --help stays fast
-
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     redactor = protect_job(cfg, output_dir)
+    folder = JobFolder(output_dir, lambda: write_hydra_files(output_dir, HydraConfig.instance().cfg, cfg, redactor))
     try:
-        result = asyncio.run(run_job(cfg, output_dir, redactor)).result
+        return run(cfg, output_dir, redactor, folder)
+    finally:
+        folder.close()  # whatever ended the job, the log lines it held go to main.log
+
+
+def run(cfg: DictConfig, output_dir: Path, redactor: Redactor, folder: JobFolder) -> float:
+    """Run the job; print its one-line summary, or one line saying why it stopped."""
+    from seidr.app import run_job  # after Hydra parsed the command line, so --help stays fast
+    from seidr.tracking.results import RunRefused
+
+    try:
+        result = asyncio.run(run_job(cfg, output_dir, redactor, on_claim=folder.claim)).result
     except SeidrError as error:
-        log.error("%s", error)
+        if isinstance(error, RunRefused):
+            folder.refused()  # the folder stays as the job that owns it left it
+        else:
+            log.error("%s", error)
+            folder.ended(remove_below=_runs_root(cfg))
         print(f"seidr: error: {redactor.message(str(error))}", file=sys.stderr)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # one bad job must not end a sweep, and under submitit an exit would leave the
@@ -46,6 +61,7 @@ def main(cfg: DictConfig) -> float:
     except KeyboardInterrupt:
         print(f"seidr: interrupted; {_kept(output_dir)}", file=sys.stderr)
         sys.exit(130)
+    folder.claim()
     verdict = "solved" if result["solved"] else "not solved"
     line = (f"{result['dataset']}/{result['problem']}: {verdict} · validation score {result['val_score']:.3f} · "
             f"test pass rate {_rate(result['test_pass_rate'])} · {result['programs']} programs · "
@@ -53,6 +69,14 @@ def main(cfg: DictConfig) -> float:
             f"{result['prompt_tokens'] + result['completion_tokens']} tokens{_cost(result['cost_usd'])} · {result['wall_s']:.1f} s → {output_dir}/result.json")
     print(redactor.text(line))
     return float(result["val_score"])
+
+
+def _runs_root(cfg: DictConfig) -> Path | None:
+    """Below which an unclaimed run folder's empty parents are removed: the outputs folder of a
+    single run (a sweep's folders are the sweep's)."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return None
+    return Path(str(cfg.paths.output_root)).expanduser().absolute()
 
 
 def protect_job(cfg: DictConfig, output_dir: Path) -> Redactor:

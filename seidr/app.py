@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -139,35 +139,40 @@ class JobOutcome:
 
 
 async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None = None,
-                  backend: LLMBackend | None = None) -> JobOutcome:
+                  backend: LLMBackend | None = None, on_claim: Callable[[], None] | None = None) -> JobOutcome:
     """Search the problem the config names (with `backend` instead of the configured model if given:
-    jobs run side by side can share one embedded model, and so one batch)."""
+    jobs run side by side can share one embedded model, and so one batch). `on_claim` is called
+    when the job claims its folder (with its first new program, or its end)."""
     validate_config(cfg)  # before the data is read: a bad key is one line, not a traceback later
-    return await run_problem(cfg, load_problem(cfg), output_dir, backend=backend, redactor=redactor)
+    return await run_problem(cfg, load_problem(cfg), output_dir, backend=backend, redactor=redactor,
+                             on_claim=on_claim)
 
 
 async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None = None,
-                      critic: Critic | None = None, redactor: Redactor | None = None) -> JobOutcome:
+                      critic: Critic | None = None, redactor: Redactor | None = None,
+                      on_claim: Callable[[], None] | None = None) -> JobOutcome:
     """Search one problem with the parts `cfg` names (or the given backend, which the caller keeps
     and closes), saving as it goes.
     `redactor` masks secrets in all it writes; entry points build it with the environment's.
     The config is validated by the entry points (run_job, seidr.dev), before they read it."""
     problem = replace(problem, warnings=tuple(problem_warnings(problem, int(cfg.search.test_examples))))
     with RunLock(output_dir):  # a second job in the folder would append every program again
-        return await _run_problem(cfg, problem, output_dir, backend, critic, redactor)
+        return await _run_problem(cfg, problem, output_dir, backend, critic, redactor, on_claim)
 
 
 async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None,
-                       critic: Critic | None, redactor: Redactor | None) -> JobOutcome:
+                       critic: Critic | None, redactor: Redactor | None,
+                       on_claim: Callable[[], None] | None = None) -> JobOutcome:
     started = time.monotonic()
     redactor = redactor or Redactor.from_sources(config=cfg)
     recorder = RunRecorder(output_dir, problem.valid, redactor,
-                           repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)))
+                           repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)), on_claim=on_claim)
     recorder.claim({"dataset": problem.dataset, "problem": problem.name, "language": str(cfg.language),
                     "seed": int(cfg.seed), "model": str(cfg.model.name),
                     "search": OmegaConf.to_container(cfg.search, resolve=True),
                     "selection": OmegaConf.to_container(cfg.selection, resolve=True)})
     if (finished := recorder.finished_result()) is not None:
+        recorder.claim_folder()
         _finish_tracking(cfg, problem, recorder, finished, redactor)
         return _finished_outcome(finished, recorder.earlier, output_dir)
     executor = make_executor(cfg)
@@ -226,12 +231,19 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         log.info("resuming: %d programs were recorded in %s", len(recorder.earlier), recorder.programs_path)
         for program in recorder.earlier:
             evaluator.remember(program.code, problem.valid, program.outcomes)
-    trackers = Trackers(cfg, problem, output_dir, recorder.programs_path, redactor)
+    # started with the first recorded program: a job refused at its first program leaves no W&B run
+    trackers: list[Trackers] = []
+
+    def tracking() -> Trackers:
+        if not trackers:
+            trackers.append(Trackers(cfg, problem, output_dir, recorder.programs_path, redactor))
+        return trackers[0]
+
     try:
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:
                 recorder.add_program(program)
-                trackers.add_program(program, search.best, usage().as_dict())
+                tracking().add_program(program, search.best, usage().as_dict())
                 best = search.best
                 progress.update(task, advance=1, best=f"{best.score:.3f}" if best else "-")
                 log.info("program %d (%s, gen %d, parent %s): score %.3f, passed %d/%d", program.id, program.kind,
@@ -315,15 +327,18 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "error": str(failure) if failure else None,
         "warnings": list(problem.warnings),
     }
+    if failure is not None and not recorder.recorded:
+        raise failure  # it made no program: nothing to resume, and the folder is not claimed
     try:
-        recorder.set_pending_tracking(trackers.requested)  # killed after result.json, the rerun finishes them
+        recorder.claim_folder()  # a job whose every program was recorded before claims it with its result
+        recorder.set_pending_tracking(tracking().requested)  # killed after result.json, the rerun finishes them
         recorder.write_result(result)
     except SeidrError:
         if failure is None:
             raise
         raise failure from None  # a full disk refuses both: the first refusal is the one to report
-    finished = trackers.finish(result, outcome.programs)
-    recorder.set_pending_tracking([name for name in trackers.requested if name not in finished])
+    finished = tracking().finish(result, outcome.programs)
+    recorder.set_pending_tracking([name for name in tracking().requested if name not in finished])
     log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in spent.as_dict().items()))
     if failure:
         raise failure

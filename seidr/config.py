@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -15,6 +16,8 @@ def register_resolvers() -> None:
     `${folder_name:${problem}}`: a problem name as a relative folder (see `folder_name`)."""
     if not OmegaConf.has_resolver("seidr_root"):
         OmegaConf.register_new_resolver("seidr_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("seidr_pid"):
+        OmegaConf.register_new_resolver("seidr_pid", lambda: str(os.getpid()))
     if not OmegaConf.has_resolver("folder_name"):
         OmegaConf.register_new_resolver("folder_name", folder_name)
 

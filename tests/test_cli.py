@@ -229,3 +229,10 @@ def test_cpp_refuses_python_function_tasks_clearly(data_dir, tmp_path):
                     "model=openai", "model.api_key=k", "model.base_url=http://127.0.0.1:9/v1", data_dir=data_dir,
                     output_root=tmp_path)
     assert_one_clear_error(proc, "language=cpp", "Python function task")
+
+
+def test_a_job_that_failed_before_its_first_program_leaves_no_folder(data_dir, tmp_path):
+    proc = run_main("problem=bowlin", data_dir=data_dir, output_root=tmp_path / "out")
+    assert_one_clear_error(proc, "bowlin")
+    assert proc.returncode == 2
+    assert not (tmp_path / "out" / "runs").exists() or not any((tmp_path / "out" / "runs").iterdir())

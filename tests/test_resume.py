@@ -287,3 +287,47 @@ def test_a_job_killed_before_its_tracking_finished_is_finished_by_its_rerun(data
     branch = tag.path.replace("refs/tags/best/", "refs/heads/", 1)
     assert repo.git.rev_parse(branch) == tag.commit.hexsha  # the third run added nothing
     assert not (run_dir / "tracking_pending.json").exists()
+
+
+def folder_state(run_dir) -> dict:
+    """Every file of a run folder and its bytes (the lock file holds the pid of its last job)."""
+    return {str(path.relative_to(run_dir)): path.read_bytes() for path in sorted(run_dir.rglob("*"))
+            if path.is_file() and path.name != ".seidr.lock"}
+
+
+@pytest.mark.parametrize("refused_by", ["seed=1", "replies"])
+def test_a_refused_rerun_leaves_the_folder_exactly_as_it_was(data_dir, tmp_path, refused_by):
+    """Refused by its config (job.json) or by its first program: no .hydra file, log line or record changes."""
+    run_dir = tmp_path / "run"
+    with OpenAIServer(deep_reply, model="m") as server:
+        assert job(server, run_dir, tmp_path / "cache", data_dir).wait(timeout=300) == 0
+    before = folder_state(run_dir)
+    assert {".hydra/config.yaml", ".hydra/overrides.yaml", "main.log", "job.json", "result.json"} <= set(before)
+    if refused_by == "replies":
+        (run_dir / "result.json").unlink()  # the job stopped before its end: its rerun resumes it
+        before = folder_state(run_dir)
+    more = ("seed=1",) if refused_by == "seed=1" else ("model.cache=false",)
+    with OpenAIServer(lambda messages, body, index: f"```python\n{RIGHT}```", model="m") as server:
+        proc = job(server, run_dir, tmp_path / "cache", data_dir, *more)
+        _, stderr = proc.communicate(timeout=300)
+    assert_one_clear_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr),
+                           "holds a different job" if refused_by == "seed=1" else "holds a different run")
+    assert proc.returncode == 2
+    after = folder_state(run_dir)
+    if refused_by == "replies":  # the calls it paid for before its first program differed are still counted
+        paid = [json.loads(state.pop("llm_usage.json"))["llm_calls"] for state in (before, after)]
+        assert paid[1] > paid[0]
+    assert after == before
+
+
+def test_jobs_started_together_get_their_own_default_folders(data_dir, tmp_path):
+    with OpenAIServer(lambda messages, body, index: f"```python\n{RIGHT}```", model="m") as server:
+        args = job_args(server, tmp_path / "unused", tmp_path / "cache", data_dir, f"paths.output_root={tmp_path}")
+        args = [arg for arg in args if not arg.startswith("hydra.run.dir=")]
+        env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+        jobs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                 cwd=REPO_ROOT) for _ in range(2)]
+        assert all(process.wait(timeout=300) == 0 for process in jobs), [p.stderr.read() for p in jobs]
+    folders = {path.parent for path in (tmp_path / "runs").rglob("result.json")}
+    assert len(folders) == 2
+    assert all(len((folder / "programs.jsonl").read_text().splitlines()) == 1 for folder in folders)

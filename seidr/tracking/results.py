@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from seidr.atomic import append_durably, cannot_write, write_text_atomic
 from seidr.errors import SeidrError
@@ -28,7 +28,8 @@ class RunRecorder:
     is dropped with everything after it (kept aside, and made again) instead of refused."""
 
     def __init__(self, output_dir: str | Path, tests: Sequence[Example] = (),
-                 redactor: Redactor | None = None, repair: bool = False) -> None:
+                 redactor: Redactor | None = None, repair: bool = False,
+                 on_claim: Callable[[], None] | None = None) -> None:
         self.tests = tuple(tests)  # the validation tests, named in each program's feedback
         self.redactor = redactor or Redactor()  # what is written has its secrets masked
         self.output_dir = Path(output_dir)
@@ -47,32 +48,53 @@ class RunRecorder:
         self.recorded: list[Program] = []
         self.earlier_usage: dict[str, Any] = self._load_usage()
         self._refused: SeidrError | None = None  # a write that failed: nothing may follow it
+        # the folder is claimed with this run's first new program: job.json (when the folder has
+        # none yet) and whatever else the caller writes then (`on_claim`)
+        self._identity: dict[str, Any] | None = None
+        self._on_claim = on_claim
+        self.claimed = False
 
     def claim(self, identity: dict[str, Any]) -> None:
-        """Mark the folder as this job's (job.json), or refuse when it holds another job: a rerun
-        with another problem, model, seed or search would otherwise adopt the earlier job's
-        programs and verdicts as its own."""
+        """Check the folder is this job's, or refuse when it holds another job: a rerun with another
+        problem, model, seed or search would otherwise adopt the earlier job's programs and
+        verdicts as its own. The folder is marked (job.json) with the job's first program, so a
+        job that failed before it claims nothing."""
         path = self.output_dir / "job.json"
         mine = json.loads(json.dumps(identity, sort_keys=True, default=str))
         try:
             earlier = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             earlier = None
-        except (OSError, ValueError):
-            earlier = {}
+        except (OSError, ValueError) as error:
+            raise SeidrError(f"{path} is damaged ({error}); restore it, or delete it to have this job claim "
+                             f"{self.output_dir} (its recorded programs are still checked one by one)") from None
         if earlier is None:
-            if self.earlier or self.result_path.exists():
-                return  # a folder from before job.json existed: its programs are still checked one by one
-            try:
-                write_text_atomic(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
-            except OSError as error:
-                raise cannot_write(path, error, self.output_dir) from None
+            if not (self.earlier or self.result_path.exists()):
+                # else a folder from before job.json existed: its programs are still checked one by one
+                self._identity = mine
             return
+        if not isinstance(earlier, dict):
+            raise SeidrError(f"{path} is damaged (not a JSON object); restore it, or delete it to have this job "
+                             f"claim {self.output_dir} (its recorded programs are still checked one by one)")
         differs = sorted(key for key in set(mine) | set(earlier) if mine.get(key) != earlier.get(key))
         if differs:
             shown = ", ".join(f"{key}: {earlier.get(key)!r} there, {mine.get(key)!r} now" for key in differs[:3])
             raise RunRefused(f"{self.output_dir} holds a different job ({shown}); rerun in a new output folder, "
                              "or with the config that made it to resume")
+
+    def claim_folder(self) -> None:
+        """Mark the folder as this job's (once): job.json, then the caller's `on_claim`."""
+        if self.claimed:
+            return
+        if self._identity is not None:
+            path = self.output_dir / "job.json"
+            try:
+                write_text_atomic(path, json.dumps(self._identity, indent=2, sort_keys=True) + "\n")
+            except OSError as error:
+                raise cannot_write(path, error, self.output_dir) from None
+        self.claimed = True
+        if self._on_claim is not None:
+            self._on_claim()
 
     def finished_result(self) -> dict[str, Any] | None:
         """The result of a job that already finished here, if it did. A job that stopped on an
@@ -185,6 +207,7 @@ class RunRecorder:
             return
         if self._refused is not None:
             raise self._refused
+        self.claim_folder()
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
             append_durably(self.programs_path, line.encode("utf-8"))
