@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -288,7 +289,45 @@ def test_an_interrupt_names_the_programs_it_kept(data_dir, tmp_path):
     kept = len(lines_of(tmp_path / "run" / "programs.jsonl"))
     assert kept > 0
     assert (f"seidr: interrupted; {kept} programs kept in {tmp_path / 'run' / 'programs.jsonl'}; "
-            f"rerun with hydra.run.dir={tmp_path / 'run'} to resume") in stopped.stderr
+            f"to resume, run: ") in stopped.stderr
+    # the key given on the command line is not printed, and is named as left out
+    assert "model.api_key=k " not in stopped.stderr and "(add model.api_key again, or set it in the environment" in stopped.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_job_prints_the_command_that_resumes_it(reference, data_dir, tmp_path, signum):
+    """Ctrl-C, a Slurm cancel (SIGTERM) or a closed terminal (SIGHUP): one line with the programs
+    kept and the whole command; main.log records the end; that command, run as printed, resumes."""
+    expected, _, _ = reference
+    run_dir, env = tmp_path / "run", {**os.environ, "OPENAI_API_KEY": "k"}
+    with OpenAIServer(deep_reply, model="m") as server:
+        args = [sys.executable, str(REPO_ROOT / "main.py"), *(a for a in ARGS if "api_key" not in a),
+                f"model.base_url={server.base_url}", f"hydra.run.dir={run_dir}", f"model.cache_dir={tmp_path / 'c'}",
+                f"paths.data_dir={data_dir}", "+extra.note='two words'"]
+        job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=REPO_ROOT, preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (
+                                   signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])
+        answered = server.route
+
+        def route(method, path, body):
+            if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) == 10:
+                job.send_signal(signum)
+            return answered(method, path, body)
+
+        server.route = route
+        stopped = finish(job)
+        server.route = answered
+        assert stopped.returncode == 128 + signum, stopped.stderr
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        [line] = [line for line in stopped.stderr.splitlines() if line.startswith("seidr: ")]
+        assert line.startswith(f"seidr: {how}; ") and "programs kept in" in line, stopped.stderr
+        assert f"{how}; " in (run_dir / "main.log").read_text()
+        command = line.split("to resume, run: ", 1)[1]
+        resumed = subprocess.run(shlex.split(command), capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                                 timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: " in (run_dir / "main.log").read_text()
+    assert outcome(run_dir) == expected
 
 
 def test_a_resumed_job_counts_the_calls_of_every_run(reference, data_dir, tmp_path):
@@ -363,3 +402,58 @@ def test_the_report_lists_a_result_whose_best_program_is_not_recorded_as_damaged
     assert counted["solved_validation"] == 1 and counted["jobs"] == 1
     [unfinished] = [s for s in summaries if s.config == "unfinished"]
     assert unfinished.unfinished == ["runs/bad (damaged: its best program 1 is not the one programs.jsonl records)"]
+
+
+def test_a_paid_call_is_counted_before_its_reply_is_cached(tmp_path):
+    """Killed between the two, a reply in the cache that no count holds would be replayed for free."""
+    import asyncio
+
+    from seidr.llm.base import Completion, Message
+    from seidr.llm.cache import ResponseCache
+    from seidr.llm.client import LLMClient
+
+    recorder = RunRecorder(tmp_path / "run")
+    counted_when_cached = []
+
+    class Watching(ResponseCache):
+        def put(self, key, completions):
+            counted_when_cached.append(json.loads(recorder.usage_path.read_text())["llm_calls"])
+            super().put(key, completions)
+
+    class Backend:
+        model_name = "m"
+
+        async def generate(self, messages, n, temperature, max_tokens, seed):
+            return [Completion("print(1)", "stop", 3, 2)] * n
+
+    client = LLMClient(Backend(), temperature=0.7, max_tokens=10, max_concurrency=1, seed=0,
+                       cache=Watching(tmp_path / "cache"))
+    client.on_paid = lambda usage: recorder.record_usage(usage.calls, usage.cost_usd)
+    for prompt in ("a", "b"):
+        asyncio.run(client.sample([Message("user", prompt)]))
+    assert counted_when_cached == [1, 2]
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"cost_usd": 1.0}'])
+def test_a_damaged_usage_record_is_named_not_counted_from_zero(tmp_path, damage):
+    recorder_with_two(tmp_path / "run")
+    (tmp_path / "run" / "llm_usage.json").write_text(damage)
+    with pytest.raises(SeidrError, match=r"llm_usage.json is damaged .*restore it, or delete it"):
+        RunRecorder(tmp_path / "run")
+
+
+def test_a_damaged_job_record_is_named_damaged(tmp_path):
+    recorder = recorder_with_two(tmp_path / "run")
+    (tmp_path / "run" / "job.json").write_text('{"problem": "fizz')
+    with pytest.raises(SeidrError, match=r"job.json is damaged .*restore it, or delete it") as refused:
+        RunRecorder(tmp_path / "run").claim({"problem": "fizz-buzz"})
+    assert "different job" not in str(refused.value)
+    assert recorder.programs_path.exists()
+
+
+def test_a_finished_job_whose_programs_were_deleted_is_run_again(tmp_path):
+    recorder = recorder_with_two(tmp_path / "run")
+    recorder.write_result(recorded_result())
+    assert RunRecorder(tmp_path / "run").finished_result() is not None
+    recorder.programs_path.unlink()
+    assert RunRecorder(tmp_path / "run").finished_result() is None

@@ -103,7 +103,14 @@ class RunRecorder:
             result = json.loads(self.result_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return None if isinstance(result, dict) and result.get("stopped") == "error" else result
+        if not isinstance(result, dict) or result.get("stopped") == "error":
+            return None
+        if isinstance(result.get("programs"), int) and result["programs"] > len(self.earlier):
+            log.warning("%s counts %d programs but %s holds %d: the job runs again to make them again (from the LLM "
+                        "cache where it has the replies)", self.result_path, result["programs"], self.programs_path,
+                        len(self.earlier))
+            return None
+        return result
 
     def pending_tracking(self, requested: Sequence[str]) -> tuple[str, ...]:
         """Of the `requested` trackers, those a finished job has not finished yet (all of them
@@ -174,9 +181,15 @@ class RunRecorder:
         """What earlier runs of this job paid for; nothing when this is the first run."""
         try:
             usage = json.loads(self.usage_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return {"llm_calls": 0, "cost_usd": None}
-        return usage if isinstance(usage, dict) else {"llm_calls": 0, "cost_usd": None}
+        except (OSError, ValueError) as error:
+            usage = error
+        if not isinstance(usage, dict) or not isinstance(usage.get("llm_calls"), int):
+            # counting from 0 would hide what the earlier runs paid for
+            raise SeidrError(f"{self.usage_path} is damaged ({usage if isinstance(usage, Exception) else 'no call count'}); "
+                             "restore it, or delete it to count only the calls made from now on")
+        return usage
 
     def total_usage(self, calls: int, cost_usd: float | None) -> dict[str, Any]:
         """This run's paid calls and cost added to those of the job's earlier runs."""
