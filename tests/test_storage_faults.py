@@ -457,3 +457,33 @@ def test_a_finished_job_whose_programs_were_deleted_is_run_again(tmp_path):
     assert RunRecorder(tmp_path / "run").finished_result() is not None
     recorder.programs_path.unlink()
     assert RunRecorder(tmp_path / "run").finished_result() is None
+
+
+KEEPS_ITS_SIGTERM = ("import os, runpy, signal, sys\n"
+                     "signal.signal(signal.SIGTERM, lambda *_: os.write(2, b'handled by the launcher\\n'))\n"
+                     "sys.argv[0] = {main!r}\n"
+                     "runpy.run_path({main!r}, run_name='__main__')\n")
+
+
+def test_a_sigterm_handler_set_before_the_job_is_left_to_its_owner(reference, data_dir, tmp_path):
+    """submitit handles SIGTERM (and requeues on its own signal) in the job's process: the job
+    does not take the signal over, so the launcher's handling goes on working."""
+    expected, _, _ = reference
+    with OpenAIServer(deep_reply, model="m") as server:
+        args = [sys.executable, "-c", KEEPS_ITS_SIGTERM.format(main=str(REPO_ROOT / "main.py")), *ARGS,
+                f"model.base_url={server.base_url}", f"hydra.run.dir={tmp_path / 'run'}",
+                f"model.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={data_dir}"]
+        job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                               env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"})
+        answered = server.route
+
+        def route(method, path, body):
+            if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) == 10:
+                job.send_signal(signal.SIGTERM)
+            return answered(method, path, body)
+
+        server.route = route
+        done = finish(job)
+    assert done.returncode == 0, done.stderr
+    assert "handled by the launcher" in done.stderr and "stopped by SIGTERM" not in done.stderr
+    assert outcome(tmp_path / "run") == expected
