@@ -331,3 +331,20 @@ def test_jobs_started_together_get_their_own_default_folders(data_dir, tmp_path)
     folders = {path.parent for path in (tmp_path / "runs").rglob("result.json")}
     assert len(folders) == 2
     assert all(len((folder / "programs.jsonl").read_text().splitlines()) == 1 for folder in folders)
+
+
+def test_a_job_that_failed_before_its_first_program_claims_nothing(data_dir, tmp_path):
+    """The server fails the first request: the folder is not marked as that job's, so the same
+    folder takes the job with another model (and is not left behind empty meanwhile)."""
+    run_dir = tmp_path / "run"
+    with OpenAIServer(deep_reply, model="m") as server:
+        server.route = lambda method, path, body: (500, {"error": {"message": "server on fire"}}, {})
+        failed = job(server, run_dir, tmp_path / "cache", data_dir)
+        _, stderr = failed.communicate(timeout=300)
+        assert failed.returncode == 2, stderr
+    assert not run_dir.exists()
+    with OpenAIServer(deep_reply, model="other") as server:
+        done = job(server, run_dir, tmp_path / "cache", data_dir, "model.name=other")
+        _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0, stderr
+    assert json.loads((run_dir / "job.json").read_text())["model"] == "other"
