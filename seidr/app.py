@@ -176,14 +176,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         _finish_tracking(cfg, problem, recorder, finished, redactor)
         return _finished_outcome(finished, recorder.earlier, output_dir)
     executor = make_executor(cfg)
-    # a function task's tests are code in one language (HumanEval-X's C++ tests say so in meta)
-    tests_language = problem.meta.get("language", "python")
-    if problem.mode == "function" and executor.language == "python" and tests_language != "python":
-        raise SeidrError(f"{problem.dataset} problem {problem.name} has {tests_language} tests; use "
-                         f"language={tests_language}")
-    if executor.language == "cpp" and problem.mode != "stdio" and tests_language != "cpp":
-        raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
-                         f"problem {problem.name} is a Python function task")
+    _check_language(problem, executor.language)
     # Before any budget is spent: a broken sandbox stops here (exit 2), not as a weak model
     # (the stdin/stdout canary always: it checks the sandbox itself; a function task adds its own protocol's)
     preflight_s = await preflight(executor, modes=tuple(dict.fromkeys(("stdio", problem.mode))))
@@ -199,18 +192,12 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         log.warning("%s", warning)
 
     llm = make_client(cfg, backend)
-    explainer = None
-    if cfg.get("explain_model") is not None:
-        if params.strategy != "seidr" or is_template(params.debug_prompt_id):
-            log.warning("explain_model is asked for no explanation: only search=seidr with debug_prompt_id "
-                        "6-10 has the LLM explain a failure (here strategy %s, debug_prompt_id %d)",
-                        params.strategy, params.debug_prompt_id)
-        try:
-            explainer = make_client(cfg, build(cfg.explain_model.backend), cfg.explain_model)
-        except BaseException:
-            if owns_backend:
-                await llm.aclose()
-            raise
+    try:
+        explainer = _make_explainer(cfg, params)
+    except BaseException:
+        if owns_backend:
+            await llm.aclose()
+        raise
 
     def usage() -> Usage:
         """Both models' spending: what the job's calls, tokens and cost count."""
@@ -275,11 +262,9 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     test_pass_rate = None
     if best is not None and failure is None:
         try:
-            test_outcomes = await evaluator.run(best.code, problem.test)
+            test_pass_rate = await _score_winner(evaluator, best, problem)
         except SandboxBroken as error:  # the machine broke after the search: the rerun scores it
             failure = error
-        else:
-            test_pass_rate = sum(o.passed for o in test_outcomes) / len(test_outcomes) if test_outcomes else None
     result = {
         "problem": problem.name,
         "dataset": problem.dataset,
@@ -343,6 +328,35 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     if failure:
         raise failure
     return JobOutcome(result=result, programs=outcome.programs, best=best, usage=spent, output_dir=output_dir)
+
+
+def _check_language(problem: Problem, language: str) -> None:
+    """Refuse a problem whose tests the configured language cannot run."""
+    # a function task's tests are code in one language (HumanEval-X's C++ tests say so in meta)
+    tests_language = problem.meta.get("language", "python")
+    if problem.mode == "function" and language == "python" and tests_language != "python":
+        raise SeidrError(f"{problem.dataset} problem {problem.name} has {tests_language} tests; use "
+                         f"language={tests_language}")
+    if language == "cpp" and problem.mode != "stdio" and tests_language != "cpp":
+        raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
+                         f"problem {problem.name} is a Python function task")
+
+
+def _make_explainer(cfg: DictConfig, params: SearchParams) -> LLMClient | None:
+    """The second model's client when the config names one (explain_model), else None."""
+    if cfg.get("explain_model") is None:
+        return None
+    if params.strategy != "seidr" or is_template(params.debug_prompt_id):
+        log.warning("explain_model is asked for no explanation: only search=seidr with debug_prompt_id "
+                    "6-10 has the LLM explain a failure (here strategy %s, debug_prompt_id %d)",
+                    params.strategy, params.debug_prompt_id)
+    return make_client(cfg, build(cfg.explain_model.backend), cfg.explain_model)
+
+
+async def _score_winner(evaluator: Evaluator, best: Program, problem: Problem) -> float | None:
+    """The best program's pass rate on the held-out tests (None when the problem has none)."""
+    outcomes = await evaluator.run(best.code, problem.test)
+    return sum(o.passed for o in outcomes) / len(outcomes) if outcomes else None
 
 
 def _finish_tracking(cfg: DictConfig, problem: Problem, recorder: RunRecorder, result: dict[str, Any],
