@@ -30,7 +30,8 @@ FAILED_JOB = float("nan")  # a sweep job's return value when it stopped on an er
 def main(cfg: DictConfig) -> float:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     redactor = protect_job(cfg, output_dir)
-    folder = JobFolder(output_dir, lambda: write_hydra_files(output_dir, HydraConfig.instance().cfg, cfg, redactor))
+    folder = JobFolder(output_dir,
+                       lambda: write_hydra_files(output_dir, HydraConfig.instance().cfg, cfg, redactor))
     try:
         return run(cfg, output_dir, redactor, folder)
     finally:

@@ -139,7 +139,8 @@ class JobOutcome:
 
 
 async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None = None,
-                  backend: LLMBackend | None = None, on_claim: Callable[[], None] | None = None) -> JobOutcome:
+                  backend: LLMBackend | None = None,
+                  on_claim: Callable[[], None] | None = None) -> JobOutcome:
     """Search the problem the config names (with `backend` instead of the configured model if given:
     jobs run side by side can share one embedded model, and so one batch). `on_claim` is called
     when the job claims its folder (with its first new program, or its end)."""
@@ -166,7 +167,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     started = time.monotonic()
     redactor = redactor or Redactor.from_sources(config=cfg)
     recorder = RunRecorder(output_dir, problem.valid, redactor,
-                           repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)), on_claim=on_claim)
+                           repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)),
+                           on_claim=on_claim)
     recorder.claim({"dataset": problem.dataset, "problem": problem.name, "language": str(cfg.language),
                     "seed": int(cfg.seed), "model": str(cfg.model.name),
                     "search": OmegaConf.to_container(cfg.search, resolve=True),
@@ -280,7 +282,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "val_pass_rate": best.pass_rate if best else 0.0,
         "test_pass_rate": test_pass_rate,
         # solved on validation but not on the held-out tests: hard-coded examples, or a lucky fit
-        "overfit": bool(outcome.solved and failure is None and test_pass_rate is not None and test_pass_rate < 1.0),
+        "overfit": bool(outcome.solved and failure is None
+                        and test_pass_rate is not None and test_pass_rate < 1.0),
         "valid_examples": len(problem.valid),
         "test_examples": len(problem.test),
         "programs": len(outcome.programs),
@@ -316,7 +319,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         raise failure  # it made no program: nothing to resume, and the folder is not claimed
     try:
         recorder.claim_folder()  # a job whose every program was recorded before claims it with its result
-        recorder.set_pending_tracking(tracking().requested)  # killed after result.json, the rerun finishes them
+        # killed after result.json, the rerun finishes these
+        recorder.set_pending_tracking(tracking().requested)
         recorder.write_result(result)
     except SeidrError:
         if failure is None:
@@ -338,8 +342,8 @@ def _check_language(problem: Problem, language: str) -> None:
         raise SeidrError(f"{problem.dataset} problem {problem.name} has {tests_language} tests; use "
                          f"language={tests_language}")
     if language == "cpp" and problem.mode != "stdio" and tests_language != "cpp":
-        raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
-                         f"problem {problem.name} is a Python function task")
+        raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); "
+                         f"{problem.dataset} problem {problem.name} is a Python function task")
 
 
 def _make_explainer(cfg: DictConfig, params: SearchParams) -> LLMClient | None:

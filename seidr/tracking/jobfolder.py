@@ -85,7 +85,8 @@ class JobFolder:
     def ended(self, remove_below: Path | None) -> None:
         """The job ended without a result: an unclaimed folder it made is removed (under
         `remove_below`, with the parents it leaves empty; None keeps it), else its log is written."""
-        if not self.claimed and remove_below is not None and remove_if_unclaimed(self.output_dir, remove_below):
+        if not self.claimed and remove_below is not None and \
+                remove_if_unclaimed(self.output_dir, remove_below):
             self._log.discard()
         else:
             self._log.release()
@@ -96,7 +97,8 @@ def write_hydra_files(output_dir: Path, hydra_cfg, task_cfg, redactor: Redactor)
     secrets masked before they reach the disk. `hydra_cfg` is the whole Hydra node's parent."""
     folder = output_dir / HYDRA_FILES
     folder.mkdir(exist_ok=True)
-    files = {"config.yaml": task_cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
+    files = {"config.yaml": task_cfg, "hydra.yaml": hydra_cfg,
+             "overrides.yaml": hydra_cfg.hydra.overrides.task}
     for name, node in files.items():
         write_text_atomic(folder / name, redactor.yaml(OmegaConf.to_yaml(node)))
 
@@ -106,7 +108,8 @@ def remove_if_unclaimed(output_dir: Path, keep_below: Path) -> bool:
     the lock file), and the parents it leaves empty up to `keep_below`; True if it was removed."""
     try:
         names = {path.name for path in output_dir.iterdir()}
-        if not names <= UNCLAIMED or (output_dir / "main.log").is_file() and (output_dir / "main.log").stat().st_size:
+        log_file = output_dir / "main.log"
+        if not names <= UNCLAIMED or log_file.is_file() and log_file.stat().st_size:
             return False
         for name in names:
             (output_dir / name).unlink(missing_ok=True)

@@ -66,21 +66,23 @@ class RunRecorder:
         except FileNotFoundError:
             earlier = None
         except (OSError, ValueError) as error:
-            raise SeidrError(f"{path} is damaged ({error}); restore it, or delete it to have this job claim "
-                             f"{self.output_dir} (its recorded programs are still checked one by one)") from None
+            raise SeidrError(f"{path} is damaged ({error}); restore it, or delete it to have this job "
+                             f"claim {self.output_dir} (its recorded programs are still checked one by "
+                             "one)") from None
         if earlier is None:
             if not (self.earlier or self.result_path.exists()):
                 # else a folder from before job.json existed: its programs are still checked one by one
                 self._identity = mine
             return
         if not isinstance(earlier, dict):
-            raise SeidrError(f"{path} is damaged (not a JSON object); restore it, or delete it to have this job "
-                             f"claim {self.output_dir} (its recorded programs are still checked one by one)")
+            raise SeidrError(f"{path} is damaged (not a JSON object); restore it, or delete it to have "
+                             f"this job claim {self.output_dir} (its recorded programs are still checked "
+                             "one by one)")
         differs = sorted(key for key in set(mine) | set(earlier) if mine.get(key) != earlier.get(key))
         if differs:
             shown = ", ".join(f"{key}: {earlier.get(key)!r} there, {mine.get(key)!r} now" for key in differs[:3])
-            raise RunRefused(f"{self.output_dir} holds a different job ({shown}); rerun in a new output folder, "
-                             "or with the config that made it to resume")
+            raise RunRefused(f"{self.output_dir} holds a different job ({shown}); rerun in a new output "
+                             "folder, or with the config that made it to resume")
 
     def claim_folder(self) -> None:
         """Mark the folder as this job's (once): job.json, then the caller's `on_claim`."""
@@ -106,9 +108,9 @@ class RunRecorder:
         if not isinstance(result, dict) or result.get("stopped") == "error":
             return None
         if isinstance(result.get("programs"), int) and result["programs"] > len(self.earlier):
-            log.warning("%s counts %d programs but %s holds %d: the job runs again to make them again (from the LLM "
-                        "cache where it has the replies)", self.result_path, result["programs"], self.programs_path,
-                        len(self.earlier))
+            log.warning("%s counts %d programs but %s holds %d: the job runs again to make them again (from "
+                        "the LLM cache where it has the replies)", self.result_path, result["programs"],
+                        self.programs_path, len(self.earlier))
             return None
         return result
 
@@ -187,8 +189,9 @@ class RunRecorder:
             usage = error
         if not isinstance(usage, dict) or not isinstance(usage.get("llm_calls"), int):
             # counting from 0 would hide what the earlier runs paid for
-            raise SeidrError(f"{self.usage_path} is damaged ({usage if isinstance(usage, Exception) else 'no call count'}); "
-                             "restore it, or delete it to count only the calls made from now on")
+            reason = usage if isinstance(usage, Exception) else "no call count"
+            raise SeidrError(f"{self.usage_path} is damaged ({reason}); restore it, or delete it to count "
+                             "only the calls made from now on")
         return usage
 
     def total_usage(self, calls: int, cost_usd: float | None) -> dict[str, Any]:
@@ -235,7 +238,8 @@ class RunRecorder:
         written = self.redactor.data(result)
         if (unsound := unrecorded_claim(written, self.recorded)) is not None:
             raise SeidrError(f"not writing {self.result_path}: {unsound}; the programs are kept in "
-                             f"{self.programs_path}, rerun with hydra.run.dir={self.output_dir} to score them again")
+                             f"{self.programs_path}, rerun with hydra.run.dir={self.output_dir} to score "
+                             "them again")
         try:
             write_json_atomic(self.result_path, written)
         except OSError as error:
