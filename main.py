@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -17,7 +19,8 @@ from omegaconf import DictConfig
 from seidr.config import CONFIG_DIR, REPO_ROOT, register_resolvers
 from seidr.config_keys import check_overrides
 from seidr.errors import SeidrError
-from seidr.redact import Redactor, install_log_redaction
+from seidr.redact import Redactor, install_log_redaction, is_secret_name
+from seidr.tracking.jobfolder import JobFolder, write_hydra_files
 
 register_resolvers()
 log = logging.getLogger("seidr")
@@ -26,14 +29,30 @@ FAILED_JOB = float("nan")  # a sweep job's return value when it stopped on an er
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from seidr.app import run_job  # after Hydra parsed the command line, so --help stays fast
-
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     redactor = protect_job(cfg, output_dir)
+    folder = JobFolder(output_dir,
+                       lambda: write_hydra_files(output_dir, HydraConfig.instance().cfg, cfg, redactor))
     try:
-        result = asyncio.run(run_job(cfg, output_dir, redactor)).result
+        return run(cfg, output_dir, redactor, folder)
+    finally:
+        folder.close()  # whatever ended the job, the log lines it held go to main.log
+
+
+def run(cfg: DictConfig, output_dir: Path, redactor: Redactor, folder: JobFolder) -> float:
+    """Run the job; print its one-line summary, or one line saying why it stopped."""
+    from seidr.app import run_job  # after Hydra parsed the command line, so --help stays fast
+    from seidr.tracking.results import RunRefused
+
+    stop_on_signals()
+    try:
+        result = asyncio.run(run_job(cfg, output_dir, redactor, on_claim=folder.claim)).result
     except SeidrError as error:
-        log.error("%s", error)
+        if isinstance(error, RunRefused):
+            folder.refused()  # the folder stays as the job that owns it left it
+        else:
+            log.error("%s", error)
+            folder.ended(remove_below=_runs_root(cfg))
         print(f"seidr: error: {redactor.message(str(error))}", file=sys.stderr)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # one bad job must not end a sweep, and under submitit an exit would leave the
@@ -44,9 +63,15 @@ def main(cfg: DictConfig) -> float:
                                                      else type(error).__name__))
             return FAILED_JOB
         sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"seidr: interrupted; {_kept(output_dir)}", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        # Ctrl-C, or SIGTERM / SIGHUP (a Slurm cancel or time limit, a closed terminal)
+        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        kept = _kept(output_dir, resume_command(output_dir))
+        log.warning("%s; %s", how, redactor.message(kept))
+        print(redactor.message(f"seidr: {how}; {kept}"), file=sys.stderr)
+        sys.exit(128 + signum)
+    folder.claim()
     verdict = "solved" if result["solved"] else "not solved"
     line = (f"{result['dataset']}/{result['problem']}: {verdict} · validation score {result['val_score']:.3f} · "
             f"test pass rate {_rate(result['test_pass_rate'])} · {result['programs']} programs · "
@@ -54,6 +79,14 @@ def main(cfg: DictConfig) -> float:
             f"{result['prompt_tokens'] + result['completion_tokens']} tokens{_cost(result['cost_usd'])} · {result['wall_s']:.1f} s → {output_dir}/result.json")
     print(redactor.text(line))
     return float(result["val_score"])
+
+
+def _runs_root(cfg: DictConfig) -> Path | None:
+    """Below which an unclaimed run folder's empty parents are removed: the outputs folder of a
+    single run (a sweep's folders are the sweep's)."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return None
+    return Path(str(cfg.paths.output_root)).expanduser().absolute()
 
 
 def protect_job(cfg: DictConfig, output_dir: Path) -> Redactor:
@@ -73,7 +106,40 @@ def protect_job(cfg: DictConfig, output_dir: Path) -> Redactor:
     return redactor
 
 
-def _kept(output_dir: Path) -> str:
+class Stopped(KeyboardInterrupt):
+    """The job was sent SIGTERM or SIGHUP: it ends as on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on_signals() -> None:
+    """End the job on SIGTERM and SIGHUP as on Ctrl-C (what was kept, how to resume). A signal
+    someone else handles already (submitit's requeue, nohup's ignored SIGHUP) is left to them."""
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, stop)
+
+
+def resume_command(output_dir: Path) -> str:
+    """The command that resumes this job: this command line in its folder. An override of a
+    secret (model.api_key=...) is left out, to be given again (or set in the environment)."""
+    run = HydraConfig.get()
+    given = [*run.overrides.task, *(o for o in run.overrides.hydra if not o.startswith(("hydra.run.dir=",
+                                                                                         "hydra.mode=")))]
+    kept = [o for o in given if not is_secret_name(o.split("=", 1)[0])]
+    command = shlex.join([sys.executable, str(Path(sys.argv[0]).absolute()), *kept,
+                          f"hydra.run.dir={output_dir}"])
+    left_out = [o.split("=", 1)[0] for o in given if o not in kept]
+    return command + (f"  (add {' and '.join(left_out)} again, or set it in the environment: it is not shown)"
+                      if left_out else "")
+
+
+def _kept(output_dir: Path, resume: str) -> str:
     """What an interrupted job leaves in its folder, and how to go on from it."""
     try:
         count = (output_dir / "programs.jsonl").read_bytes().count(b"\n")
@@ -82,7 +148,7 @@ def _kept(output_dir: Path) -> str:
     if count == 0:
         return f"no program was recorded yet in {output_dir}"
     return (f"{count} program{'s' if count != 1 else ''} kept in {output_dir / 'programs.jsonl'}; "
-            f"rerun with hydra.run.dir={output_dir} to resume")
+            f"to resume, run: {resume}")
 
 
 def _cost(value: float | None) -> str:

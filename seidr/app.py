@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -30,10 +30,11 @@ from seidr.problem import Problem
 from seidr.prompts.common import DEBUG_PROMPT_IDS, is_template
 from seidr.redact import Redactor
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
-from seidr.search.tree import Program
+from seidr.search.tree import Program, better
 from seidr.tracking.lock import RunLock
-from seidr.tracking.results import RunRecorder
+from seidr.tracking.results import RunRecorder, RunRefused
 from seidr.tracking.trackers import Trackers
+from seidr.tracking.trackers import requested as requested_trackers
 from seidr.validate import problem_warnings, validate_config
 
 log = logging.getLogger("seidr")
@@ -153,46 +154,46 @@ class JobOutcome:
 
 
 async def run_job(cfg: DictConfig, output_dir: Path, redactor: Redactor | None = None,
-                  backend: LLMBackend | None = None) -> JobOutcome:
+                  backend: LLMBackend | None = None,
+                  on_claim: Callable[[], None] | None = None) -> JobOutcome:
     """Search the problem the config names (with `backend` instead of the configured model if given:
-    jobs run side by side can share one embedded model, and so one batch)."""
+    jobs run side by side can share one embedded model, and so one batch). `on_claim` is called
+    when the job claims its folder (with its first new program, or its end)."""
     validate_config(cfg)  # before the data is read: a bad key is one line, not a traceback later
-    return await run_problem(cfg, load_problem(cfg), output_dir, backend=backend, redactor=redactor)
+    return await run_problem(cfg, load_problem(cfg), output_dir, backend=backend, redactor=redactor,
+                             on_claim=on_claim)
 
 
 async def run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None = None,
-                      critic: Critic | None = None, redactor: Redactor | None = None) -> JobOutcome:
+                      critic: Critic | None = None, redactor: Redactor | None = None,
+                      on_claim: Callable[[], None] | None = None) -> JobOutcome:
     """Search one problem with the parts `cfg` names (or the given backend, which the caller keeps
     and closes), saving as it goes.
     `redactor` masks secrets in all it writes; entry points build it with the environment's.
     The config is validated by the entry points (run_job, seidr.dev), before they read it."""
     problem = replace(problem, warnings=tuple(problem_warnings(problem, int(cfg.search.test_examples))))
     with RunLock(output_dir):  # a second job in the folder would append every program again
-        return await _run_problem(cfg, problem, output_dir, backend, critic, redactor)
+        return await _run_problem(cfg, problem, output_dir, backend, critic, redactor, on_claim)
 
 
 async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None,
-                       critic: Critic | None, redactor: Redactor | None) -> JobOutcome:
+                       critic: Critic | None, redactor: Redactor | None,
+                       on_claim: Callable[[], None] | None = None) -> JobOutcome:
     started = time.monotonic()
     redactor = redactor or Redactor.from_sources(config=cfg)
     recorder = RunRecorder(output_dir, problem.valid, redactor,
-                           repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)))
+                           repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)),
+                           on_claim=on_claim)
     recorder.claim({"dataset": problem.dataset, "problem": problem.name, "language": str(cfg.language),
                     "seed": int(cfg.seed), "model": str(cfg.model.name),
                     "search": OmegaConf.to_container(cfg.search, resolve=True),
                     "selection": OmegaConf.to_container(cfg.selection, resolve=True)})
     if (finished := recorder.finished_result()) is not None:
-        log.info("this job already finished in %s: nothing to do", output_dir)
+        recorder.claim_folder()
+        _finish_tracking(cfg, problem, recorder, finished, redactor)
         return _finished_outcome(finished, recorder.earlier, output_dir)
     executor = make_executor(cfg, output_dir)
-    # a function task's tests are code in one language (HumanEval-X's C++ tests say so in meta)
-    tests_language = problem.meta.get("language", "python")
-    if problem.mode == "function" and executor.language == "python" and tests_language != "python":
-        raise SeidrError(f"{problem.dataset} problem {problem.name} has {tests_language} tests; use "
-                         f"language={tests_language}")
-    if executor.language == "cpp" and problem.mode != "stdio" and tests_language != "cpp":
-        raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); {problem.dataset} "
-                         f"problem {problem.name} is a Python function task")
+    _check_language(problem, executor.language)
     # Before any budget is spent: a broken sandbox stops here (exit 2), not as a weak model
     # (the stdin/stdout canary always: it checks the sandbox itself; a function task adds its own protocol's)
     preflight_s = await preflight(executor, modes=tuple(dict.fromkeys(("stdio", problem.mode))))
@@ -208,18 +209,12 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         log.warning("%s", warning)
 
     llm = make_client(cfg, backend)
-    explainer = None
-    if cfg.get("explain_model") is not None:
-        if params.strategy != "seidr" or is_template(params.debug_prompt_id):
-            log.warning("explain_model is asked for no explanation: only search=seidr with debug_prompt_id "
-                        "6-10 has the LLM explain a failure (here strategy %s, debug_prompt_id %d)",
-                        params.strategy, params.debug_prompt_id)
-        try:
-            explainer = make_client(cfg, build(cfg.explain_model.backend), cfg.explain_model)
-        except BaseException:
-            if owns_backend:
-                await llm.aclose()
-            raise
+    try:
+        explainer = _make_explainer(cfg, params)
+    except BaseException:
+        if owns_backend:
+            await llm.aclose()
+        raise
 
     def usage() -> Usage:
         """Both models' spending: what the job's calls, tokens and cost count."""
@@ -240,14 +235,23 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         log.info("resuming: %d programs were recorded in %s", len(recorder.earlier), recorder.programs_path)
         for program in recorder.earlier:
             evaluator.remember(program.code, problem.valid, program.outcomes)
-    trackers = Trackers(cfg, problem, output_dir, recorder.programs_path, redactor)
-    # now that the archive exists too: no run user may read the job's files (the process level)
+    # no run user may read the job's files (the process level): closed before the first program
+    # runs, and again once the trackers have made the archive
     executor.sandbox.close_to_programs(job_folders(cfg, output_dir))
+    # started with the first recorded program: a job refused at its first program leaves no W&B run
+    trackers: list[Trackers] = []
+
+    def tracking() -> Trackers:
+        if not trackers:
+            trackers.append(Trackers(cfg, problem, output_dir, recorder.programs_path, redactor))
+            executor.sandbox.close_to_programs(job_folders(cfg, output_dir))
+        return trackers[0]
+
     try:
         with _progress(params.max_programs) as (progress, task):
             def saved(program: Program) -> None:
                 recorder.add_program(program)
-                trackers.add_program(program, search.best, usage().as_dict())
+                tracking().add_program(program, search.best, usage().as_dict())
                 best = search.best
                 progress.update(task, advance=1, best=f"{best.score:.3f}" if best else "-")
                 log.info("program %d (%s, gen %d, parent %s): score %.3f, passed %d/%d", program.id, program.kind,
@@ -259,6 +263,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
             try:
                 outcome = await search.run()
                 failure = None
+            except RunRefused:
+                raise  # the folder holds another run: its records stay as they are
             except SeidrError as error:
                 # e.g. the server died mid-run: keep what was made, say why the search stopped
                 failure = error
@@ -269,16 +275,17 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         if owns_backend:
             await llm.aclose()
 
+    # the result speaks of recorded programs only: a program the search made but the folder
+    # refused (a full disk) is not the job's, however well it scored
+    outcome = _recorded_outcome(outcome, len(recorder.recorded))
     best = outcome.best
     spent = usage()
     test_pass_rate = None
-    if best is not None and not isinstance(failure, SandboxBroken):
+    if best is not None and failure is None:
         try:
-            test_outcomes = await evaluator.run(best.code, problem.test)
+            test_pass_rate = await _score_winner(evaluator, best, problem)
         except SandboxBroken as error:  # the machine broke after the search: the rerun scores it
             failure = error
-        else:
-            test_pass_rate = sum(o.passed for o in test_outcomes) / len(test_outcomes) if test_outcomes else None
     result = {
         "problem": problem.name,
         "dataset": problem.dataset,
@@ -288,12 +295,14 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "seed": int(cfg.seed),
         "selection": getattr(selection, "name", type(selection).__name__),
         "strategy": params.strategy,
-        "solved": outcome.solved,
+        # a job that stopped on an error has not finished: its rerun decides, so it claims no solve
+        "solved": outcome.solved and failure is None,
         "val_score": best.score if best else 0.0,
         "val_pass_rate": best.pass_rate if best else 0.0,
         "test_pass_rate": test_pass_rate,
         # solved on validation but not on the held-out tests: hard-coded examples, or a lucky fit
-        "overfit": bool(outcome.solved and test_pass_rate is not None and test_pass_rate < 1.0),
+        "overfit": bool(outcome.solved and failure is None
+                        and test_pass_rate is not None and test_pass_rate < 1.0),
         "valid_examples": len(problem.valid),
         "test_examples": len(problem.test),
         "programs": len(outcome.programs),
@@ -325,17 +334,80 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         "error": str(failure) if failure else None,
         "warnings": list(problem.warnings),
     }
+    if failure is not None and not recorder.recorded:
+        raise failure  # it made no program: nothing to resume, and the folder is not claimed
     try:
+        recorder.claim_folder()  # a job whose every program was recorded before claims it with its result
+        # killed after result.json, the rerun finishes these
+        recorder.set_pending_tracking(tracking().requested)
         recorder.write_result(result)
     except SeidrError:
         if failure is None:
             raise
         raise failure from None  # a full disk refuses both: the first refusal is the one to report
-    trackers.finish(result, outcome.programs)
+    finished = tracking().finish(result, outcome.programs)
+    recorder.set_pending_tracking([name for name in tracking().requested if name not in finished])
     log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in spent.as_dict().items()))
     if failure:
         raise failure
     return JobOutcome(result=result, programs=outcome.programs, best=best, usage=spent, output_dir=output_dir)
+
+
+def _check_language(problem: Problem, language: str) -> None:
+    """Refuse a problem whose tests the configured language cannot run."""
+    # a function task's tests are code in one language (HumanEval-X's C++ tests say so in meta)
+    tests_language = problem.meta.get("language", "python")
+    if problem.mode == "function" and language == "python" and tests_language != "python":
+        raise SeidrError(f"{problem.dataset} problem {problem.name} has {tests_language} tests; use "
+                         f"language={tests_language}")
+    if language == "cpp" and problem.mode != "stdio" and tests_language != "cpp":
+        raise SeidrError(f"language=cpp runs stdin/stdout problems (PSB2, your own JSON lines); "
+                         f"{problem.dataset} problem {problem.name} is a Python function task")
+
+
+def _make_explainer(cfg: DictConfig, params: SearchParams) -> LLMClient | None:
+    """The second model's client when the config names one (explain_model), else None."""
+    if cfg.get("explain_model") is None:
+        return None
+    if params.strategy != "seidr" or is_template(params.debug_prompt_id):
+        log.warning("explain_model is asked for no explanation: only search=seidr with debug_prompt_id "
+                    "6-10 has the LLM explain a failure (here strategy %s, debug_prompt_id %d)",
+                    params.strategy, params.debug_prompt_id)
+    return make_client(cfg, build(cfg.explain_model.backend), cfg.explain_model)
+
+
+async def _score_winner(evaluator: Evaluator, best: Program, problem: Problem) -> float | None:
+    """The best program's pass rate on the held-out tests (None when the problem has none)."""
+    outcomes = await evaluator.run(best.code, problem.test)
+    return sum(o.passed for o in outcomes) / len(outcomes) if outcomes else None
+
+
+def _finish_tracking(cfg: DictConfig, problem: Problem, recorder: RunRecorder, result: dict[str, Any],
+                     redactor: Redactor) -> None:
+    """A finished job's rerun: finish the trackers that did not finish (the job was killed after
+    result.json), and nothing else."""
+    pending = recorder.pending_tracking(requested_trackers(cfg))
+    if not pending:
+        log.info("this job already finished in %s: nothing to do", recorder.output_dir)
+        return
+    log.info("this job finished in %s but its tracking did not: finishing %s", recorder.output_dir,
+             " and ".join(pending))
+    trackers = Trackers(cfg, problem, recorder.output_dir, recorder.programs_path, redactor, only=pending)
+    finished = trackers.finish(result, recorder.earlier)
+    recorder.set_pending_tracking([name for name in pending if name not in finished])
+
+
+def _recorded_outcome(outcome: SearchOutcome, recorded: int) -> SearchOutcome:
+    """The search's outcome cut to its first `recorded` programs (those the folder holds), with
+    the best among them as the search ranks programs."""
+    if recorded >= len(outcome.programs):
+        return outcome
+    programs = outcome.programs[:recorded]
+    best = None
+    for program in programs:
+        if better(program, best):
+            best = program
+    return replace(outcome, programs=programs, best=best)
 
 
 def _finished_outcome(result: dict[str, Any], programs: list[Program], output_dir: Path) -> JobOutcome:

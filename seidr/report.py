@@ -80,7 +80,11 @@ def summarize(folder: Path, redactor: Redactor | None = None) -> list[ConfigSumm
         if not result_path.is_file():
             unfinished_runs.append(str(programs.parent.relative_to(folder)))
             continue
-        result = redactor.data(json.loads(result_path.read_text(encoding="utf-8")))
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        if (damage := unrecorded_best(result, programs)) is not None:
+            unfinished_runs.append(f"{programs.parent.relative_to(folder)} (damaged: {damage})")
+            continue
+        result = redactor.data(result)
         result["_folder"] = str(programs.parent.relative_to(folder))
         label = config_label(result)
         summary = groups.setdefault(label, ConfigSummary(label))
@@ -93,6 +97,22 @@ def summarize(folder: Path, redactor: Redactor | None = None) -> list[ConfigSumm
     if unfinished_runs or missing:
         groups.setdefault("unfinished", ConfigSummary("unfinished")).unfinished.extend(unfinished_runs + missing)
     return list(groups.values())
+
+
+def unrecorded_best(result: dict[str, Any], programs_jsonl: Path) -> str | None:
+    """Why a result cannot be counted, when its best program is not the one its programs.jsonl
+    holds under that id (or it claims a solve with no best program); None when it is."""
+    best_id = result.get("best_program_id")
+    if best_id is None:
+        return "it claims a solve with no best program" if result.get("solved") else None
+    lines = programs_jsonl.read_bytes().splitlines()
+    try:
+        recorded = json.loads(lines[best_id])["code"] if isinstance(best_id, int) and best_id >= 0 else None
+    except (IndexError, ValueError, KeyError, TypeError):
+        recorded = None
+    if recorded is None or recorded != result.get("best_program"):
+        return f"its best program {best_id} is not the one programs.jsonl records"
+    return None
 
 
 def never_started(folder: Path) -> list[tuple[int | str, list[str]]]:

@@ -229,3 +229,28 @@ def test_cpp_refuses_python_function_tasks_clearly(data_dir, tmp_path):
                     "model=openai", "model.api_key=k", "model.base_url=http://127.0.0.1:9/v1", data_dir=data_dir,
                     output_root=tmp_path)
     assert_one_clear_error(proc, "language=cpp", "Python function task")
+
+
+def test_a_job_that_failed_before_its_first_program_leaves_no_folder(data_dir, tmp_path):
+    proc = run_main("problem=bowlin", data_dir=data_dir, output_root=tmp_path / "out")
+    assert_one_clear_error(proc, "bowlin")
+    assert proc.returncode == 2
+    assert not (tmp_path / "out" / "runs").exists() or not any((tmp_path / "out" / "runs").iterdir())
+
+
+@pytest.mark.parametrize("problem,language,folder", [
+    ("Python/0", "python", "humaneval/HumanEval/0"), ("0", "python", "humaneval/HumanEval/0"),
+    ("HumanEval/0", "python", "humaneval/HumanEval/0"), ("C++/3", "cpp", "humaneval/CPP/3"),
+])
+def test_a_run_folder_is_named_by_the_problem_s_canonical_id(tmp_path, problem, language, folder):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.utils import setup_globals
+
+    from seidr.config import CONFIG_DIR, register_resolvers
+
+    setup_globals()  # Hydra's ${now:...}
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True, overrides=[
+            "dataset=humaneval", f"problem={problem}", f"language={language}", f"paths.output_root={tmp_path}"])
+    assert Path(cfg.hydra.run.dir).parent == tmp_path / "runs" / folder

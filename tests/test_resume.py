@@ -38,12 +38,17 @@ ARGS = ["model=openai", "model.name=m", "model.api_key=k", "model.max_retries=0"
         "search.max_programs=40"]
 
 
-def job(server, run_dir, cache_dir, data_dir, *more: str) -> subprocess.Popen:
-    """main.py in the background; `more` overrides (tracking is off unless they set it)."""
+def job_args(server, run_dir, cache_dir, data_dir, *more: str) -> list[str]:
+    """main.py's command line; `more` overrides (tracking is off unless they set it)."""
     tracking = [] if any(o.startswith("tracking") for o in more) else ["tracking=none"]
-    args = [sys.executable, str(REPO_ROOT / "main.py"), *ARGS, *tracking, *more,
+    return [sys.executable, str(REPO_ROOT / "main.py"), *ARGS, *tracking, *more,
             f"model.base_url={server.base_url}", f"hydra.run.dir={run_dir}", f"model.cache_dir={cache_dir}",
             f"paths.data_dir={data_dir}"]
+
+
+def job(server, run_dir, cache_dir, data_dir, *more: str) -> subprocess.Popen:
+    """main.py in the background; `more` overrides (tracking is off unless they set it)."""
+    args = job_args(server, run_dir, cache_dir, data_dir, *more)
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
 
@@ -228,3 +233,118 @@ def test_a_folder_is_refused_to_another_problem(data_dir, tmp_path):
     assert recorded
     assert_one_clear_error(stopped_job("gcd"), "holds a different job", "problem: 'fizz-buzz' there, 'gcd' now")
     assert (run_dir / "programs.jsonl").read_text() == recorded
+
+
+def test_a_refused_resume_leaves_the_earlier_result_as_it_was(data_dir, tmp_path):
+    """The refused rerun's first program solves: it is not the folder's, so no solve is written."""
+    run_dir = tmp_path / "run"
+    with stopping_server(lambda messages, body, index: f"```python\nprint({index})\n```") as server:
+        assert job(server, run_dir, tmp_path / "cache", data_dir).wait(timeout=300) != 0
+    result, recorded = (run_dir / "result.json").read_bytes(), (run_dir / "programs.jsonl").read_bytes()
+    with OpenAIServer(lambda messages, body, index: f"```python\n{RIGHT}```", model="m") as server:
+        proc = job(server, run_dir, tmp_path / "cache", data_dir)
+        _, stderr = proc.communicate(timeout=300)
+    assert_one_clear_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr),
+                           "holds a different run", "program 0 differs")
+    assert proc.returncode == 2
+    assert (run_dir / "result.json").read_bytes() == result
+    assert (run_dir / "programs.jsonl").read_bytes() == recorded
+
+
+KILLED_BEFORE_TRACKING = ("import os, runpy, signal, sys\n"
+                          "import seidr.tracking.trackers as trackers\n"
+                          "trackers.Trackers.finish = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
+                          "sys.argv[0] = {main!r}\n"
+                          "runpy.run_path({main!r}, run_name='__main__')\n")
+
+
+def test_a_job_killed_before_its_tracking_finished_is_finished_by_its_rerun(data_dir, tmp_path):
+    """Killed right after result.json: the rerun makes the archive's last commit and `best/` tag
+    and W&B's summary, asks the model nothing and rewrites no record; then the job is done."""
+    run_dir, cache_dir, archive = tmp_path / "run", tmp_path / "cache", tmp_path / "archive"
+    tracking = (f"tracking.git.path={archive}", "tracking.wandb.mode=offline")
+    with OpenAIServer(deep_reply, model="m") as server:
+        args = job_args(server, run_dir, cache_dir, data_dir, *tracking)
+        args[1:2] = ["-c", KILLED_BEFORE_TRACKING.format(main=str(REPO_ROOT / "main.py"))]
+        first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}, cwd=REPO_ROOT)
+        assert first.wait(timeout=300) == -signal.SIGKILL, first.stderr.read()
+        records = {name: (run_dir / name).read_bytes() for name in ("result.json", "programs.jsonl")}
+        repo = git.Repo(archive)
+        assert not repo.tags  # the kill came before the archive's last commit
+        requests = len(bodies(server))
+        second = job(server, run_dir, cache_dir, data_dir, *tracking)
+        stdout, stderr = second.communicate(timeout=300)
+        assert second.returncode == 0, stderr
+        assert len(bodies(server)) == requests
+        third = job(server, run_dir, cache_dir, data_dir, *tracking)
+        assert third.wait(timeout=300) == 0
+    assert {name: (run_dir / name).read_bytes() for name in records} == records
+    [tag] = repo.tags
+    assert json.loads(repo.git.show(f"{tag.commit.hexsha}:result.json")) == json.loads(records["result.json"])
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert any(b"test_pass_rate" in log.read_bytes() for folder in runs for log in folder.glob("run-*.wandb"))
+    branch = tag.path.replace("refs/tags/best/", "refs/heads/", 1)
+    assert repo.git.rev_parse(branch) == tag.commit.hexsha  # the third run added nothing
+    assert not (run_dir / "tracking_pending.json").exists()
+
+
+def folder_state(run_dir) -> dict:
+    """Every file of a run folder and its bytes (the lock file holds the pid of its last job)."""
+    return {str(path.relative_to(run_dir)): path.read_bytes() for path in sorted(run_dir.rglob("*"))
+            if path.is_file() and path.name != ".seidr.lock"}
+
+
+@pytest.mark.parametrize("refused_by", ["seed=1", "replies"])
+def test_a_refused_rerun_leaves_the_folder_exactly_as_it_was(data_dir, tmp_path, refused_by):
+    """Refused by its config (job.json) or by its first program: no .hydra file, log line or record changes."""
+    run_dir = tmp_path / "run"
+    with OpenAIServer(deep_reply, model="m") as server:
+        assert job(server, run_dir, tmp_path / "cache", data_dir).wait(timeout=300) == 0
+    before = folder_state(run_dir)
+    assert {".hydra/config.yaml", ".hydra/overrides.yaml", "main.log", "job.json", "result.json"} <= set(before)
+    if refused_by == "replies":
+        (run_dir / "result.json").unlink()  # the job stopped before its end: its rerun resumes it
+        before = folder_state(run_dir)
+    more = ("seed=1",) if refused_by == "seed=1" else ("model.cache=false",)
+    with OpenAIServer(lambda messages, body, index: f"```python\n{RIGHT}```", model="m") as server:
+        proc = job(server, run_dir, tmp_path / "cache", data_dir, *more)
+        _, stderr = proc.communicate(timeout=300)
+    assert_one_clear_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr),
+                           "holds a different job" if refused_by == "seed=1" else "holds a different run")
+    assert proc.returncode == 2
+    after = folder_state(run_dir)
+    if refused_by == "replies":  # the calls it paid for before its first program differed are still counted
+        paid = [json.loads(state.pop("llm_usage.json"))["llm_calls"] for state in (before, after)]
+        assert paid[1] > paid[0]
+    assert after == before
+
+
+def test_jobs_started_together_get_their_own_default_folders(data_dir, tmp_path):
+    with OpenAIServer(lambda messages, body, index: f"```python\n{RIGHT}```", model="m") as server:
+        args = job_args(server, tmp_path / "unused", tmp_path / "cache", data_dir, f"paths.output_root={tmp_path}")
+        args = [arg for arg in args if not arg.startswith("hydra.run.dir=")]
+        env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+        jobs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                 cwd=REPO_ROOT) for _ in range(2)]
+        assert all(process.wait(timeout=300) == 0 for process in jobs), [p.stderr.read() for p in jobs]
+    folders = {path.parent for path in (tmp_path / "runs").rglob("result.json")}
+    assert len(folders) == 2
+    assert all(len((folder / "programs.jsonl").read_text().splitlines()) == 1 for folder in folders)
+
+
+def test_a_job_that_failed_before_its_first_program_claims_nothing(data_dir, tmp_path):
+    """The server fails the first request: the folder is not marked as that job's, so the same
+    folder takes the job with another model (and is not left behind empty meanwhile)."""
+    run_dir = tmp_path / "run"
+    with OpenAIServer(deep_reply, model="m") as server:
+        server.route = lambda method, path, body: (500, {"error": {"message": "server on fire"}}, {})
+        failed = job(server, run_dir, tmp_path / "cache", data_dir)
+        _, stderr = failed.communicate(timeout=300)
+        assert failed.returncode == 2, stderr
+    assert not run_dir.exists()
+    with OpenAIServer(deep_reply, model="other") as server:
+        done = job(server, run_dir, tmp_path / "cache", data_dir, "model.name=other")
+        _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0, stderr
+    assert json.loads((run_dir / "job.json").read_text())["model"] == "other"

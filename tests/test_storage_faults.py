@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -175,14 +176,15 @@ def test_a_refused_append_cuts_its_partial_line_and_nothing_follows_it(tmp_path)
             recorder.add_program(program(2, "print(2)\n"))
         assert recorder.programs_path.read_bytes() == before
         with pytest.raises(SeidrError, match="cannot write .*result.json: No space left on device"):
-            recorder.write_result({"text": "x" * 100_000})
+            recorder.write_result({"programs": 1, "best_program_id": 0, "best_program": "print(0)\n",
+                                   "val_score": 0.5, "val_pass_rate": 0.5, "solved": False, "text": "x" * 100_000})
         assert sorted(p.name for p in (disk / "run").iterdir()) == ["programs.jsonl"]
 
 
 def test_result_json_is_made_like_any_other_file(tmp_path):
     old = os.umask(0o022)
     try:
-        RunRecorder(tmp_path / "run").write_result({"solved": True})
+        RunRecorder(tmp_path / "run").write_result({"programs": 0, "best_program_id": None, "solved": False})
     finally:
         os.umask(old)
     assert (tmp_path / "run" / "result.json").stat().st_mode & 0o777 == 0o644
@@ -287,7 +289,45 @@ def test_an_interrupt_names_the_programs_it_kept(data_dir, tmp_path):
     kept = len(lines_of(tmp_path / "run" / "programs.jsonl"))
     assert kept > 0
     assert (f"seidr: interrupted; {kept} programs kept in {tmp_path / 'run' / 'programs.jsonl'}; "
-            f"rerun with hydra.run.dir={tmp_path / 'run'} to resume") in stopped.stderr
+            f"to resume, run: ") in stopped.stderr
+    # the key given on the command line is not printed, and is named as left out
+    assert "model.api_key=k " not in stopped.stderr and "(add model.api_key again, or set it in the environment" in stopped.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_job_prints_the_command_that_resumes_it(reference, data_dir, tmp_path, signum):
+    """Ctrl-C, a Slurm cancel (SIGTERM) or a closed terminal (SIGHUP): one line with the programs
+    kept and the whole command; main.log records the end; that command, run as printed, resumes."""
+    expected, _, _ = reference
+    run_dir, env = tmp_path / "run", {**os.environ, "OPENAI_API_KEY": "k"}
+    with OpenAIServer(deep_reply, model="m") as server:
+        args = [sys.executable, str(REPO_ROOT / "main.py"), *(a for a in ARGS if "api_key" not in a),
+                f"model.base_url={server.base_url}", f"hydra.run.dir={run_dir}", f"model.cache_dir={tmp_path / 'c'}",
+                f"paths.data_dir={data_dir}", "+extra.note='two words'"]
+        job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=REPO_ROOT, preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (
+                                   signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])
+        answered = server.route
+
+        def route(method, path, body):
+            if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) == 10:
+                job.send_signal(signum)
+            return answered(method, path, body)
+
+        server.route = route
+        stopped = finish(job)
+        server.route = answered
+        assert stopped.returncode == 128 + signum, stopped.stderr
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        [line] = [line for line in stopped.stderr.splitlines() if line.startswith("seidr: ")]
+        assert line.startswith(f"seidr: {how}; ") and "programs kept in" in line, stopped.stderr
+        assert f"{how}; " in (run_dir / "main.log").read_text()
+        command = line.split("to resume, run: ", 1)[1]
+        resumed = subprocess.run(shlex.split(command), capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                                 timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: " in (run_dir / "main.log").read_text()
+    assert outcome(run_dir) == expected
 
 
 def test_a_resumed_job_counts_the_calls_of_every_run(reference, data_dir, tmp_path):
@@ -310,3 +350,140 @@ def test_a_resumed_job_counts_the_calls_of_every_run(reference, data_dir, tmp_pa
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["llm_calls"] == expected["llm_calls"]  # every reply was paid for once, in one run or the other
     assert result["llm_calls_this_run"] == expected["llm_calls"] - stopped["llm_calls"]
+
+
+def recorded_result(**claims) -> dict:
+    """A result for programs 0 (half right) and 1 (right) as recorded by `recorder_with_two`."""
+    return {"programs": 2, "best_program_id": 1, "best_program": "print(1)\n", "val_score": 1.0,
+            "val_pass_rate": 1.0, "solved": True, "stopped": "solved", **claims}
+
+
+def recorder_with_two(folder: Path) -> RunRecorder:
+    recorder = RunRecorder(folder)
+    recorder.add_program(program(0, "print(0)\n"))
+    recorder.add_program(Program(id=1, parent_id=0, kind="repair", generation=1, code="print(1)\n",
+                                 outcomes=(TestOutcome("pass", 1.0), TestOutcome("pass", 1.0))))
+    return recorder
+
+
+@pytest.mark.parametrize("claims", [
+    {"programs": 3}, {"best_program_id": 0}, {"best_program": "print(2)\n"}, {"val_score": 0.5},
+    {"stopped": "error"}, {"programs": 1, "best_program_id": 2, "best_program": "print(2)\n"},
+])
+def test_a_result_is_written_only_when_the_recorded_programs_bear_it_out(tmp_path, claims):
+    recorder = recorder_with_two(tmp_path / "run")
+    with pytest.raises(SeidrError, match="not writing .*result.json"):
+        recorder.write_result(recorded_result(**claims))
+    assert not recorder.result_path.exists()
+    recorder.write_result(recorded_result())
+    assert json.loads(recorder.result_path.read_text())["solved"]
+
+
+def test_a_resumed_recorder_bears_out_the_programs_it_checked(tmp_path):
+    recorder_with_two(tmp_path / "run")
+    again = RunRecorder(tmp_path / "run")
+    again.add_program(program(0, "print(0)\n"))
+    with pytest.raises(SeidrError, match="counts 2 programs where 1 are recorded"):
+        again.write_result(recorded_result())
+
+
+def test_the_report_lists_a_result_whose_best_program_is_not_recorded_as_damaged(tmp_path):
+    from seidr.report import summarize
+
+    recorder = recorder_with_two(tmp_path / "runs" / "good")
+    recorder.write_result({**recorded_result(), "dataset": "psb2", "problem": "p", "test_pass_rate": 1.0})
+    bad = tmp_path / "runs" / "bad"
+    bad.mkdir()
+    (bad / "programs.jsonl").write_bytes(recorder.programs_path.read_bytes().splitlines(keepends=True)[0])
+    (bad / "result.json").write_text(recorder.result_path.read_text())  # best program 1 is not in it
+    summaries = summarize(tmp_path)
+    rows = {s.config: s.row() for s in summaries}
+    [counted] = [row for config, row in rows.items() if config != "unfinished"]
+    assert counted["solved_validation"] == 1 and counted["jobs"] == 1
+    [unfinished] = [s for s in summaries if s.config == "unfinished"]
+    assert unfinished.unfinished == ["runs/bad (damaged: its best program 1 is not the one programs.jsonl records)"]
+
+
+def test_a_paid_call_is_counted_before_its_reply_is_cached(tmp_path):
+    """Killed between the two, a reply in the cache that no count holds would be replayed for free."""
+    import asyncio
+
+    from seidr.llm.base import Completion, Message
+    from seidr.llm.cache import ResponseCache
+    from seidr.llm.client import LLMClient
+
+    recorder = RunRecorder(tmp_path / "run")
+    counted_when_cached = []
+
+    class Watching(ResponseCache):
+        def put(self, key, completions):
+            counted_when_cached.append(json.loads(recorder.usage_path.read_text())["llm_calls"])
+            super().put(key, completions)
+
+    class Backend:
+        model_name = "m"
+
+        async def generate(self, messages, n, temperature, max_tokens, seed):
+            return [Completion("print(1)", "stop", 3, 2)] * n
+
+    client = LLMClient(Backend(), temperature=0.7, max_tokens=10, max_concurrency=1, seed=0,
+                       cache=Watching(tmp_path / "cache"))
+    client.on_paid = lambda usage: recorder.record_usage(usage.calls, usage.cost_usd)
+    for prompt in ("a", "b"):
+        asyncio.run(client.sample([Message("user", prompt)]))
+    assert counted_when_cached == [1, 2]
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"cost_usd": 1.0}'])
+def test_a_damaged_usage_record_is_named_not_counted_from_zero(tmp_path, damage):
+    recorder_with_two(tmp_path / "run")
+    (tmp_path / "run" / "llm_usage.json").write_text(damage)
+    with pytest.raises(SeidrError, match=r"llm_usage.json is damaged .*restore it, or delete it"):
+        RunRecorder(tmp_path / "run")
+
+
+def test_a_damaged_job_record_is_named_damaged(tmp_path):
+    recorder = recorder_with_two(tmp_path / "run")
+    (tmp_path / "run" / "job.json").write_text('{"problem": "fizz')
+    with pytest.raises(SeidrError, match=r"job.json is damaged .*restore it, or delete it") as refused:
+        RunRecorder(tmp_path / "run").claim({"problem": "fizz-buzz"})
+    assert "different job" not in str(refused.value)
+    assert recorder.programs_path.exists()
+
+
+def test_a_finished_job_whose_programs_were_deleted_is_run_again(tmp_path):
+    recorder = recorder_with_two(tmp_path / "run")
+    recorder.write_result(recorded_result())
+    assert RunRecorder(tmp_path / "run").finished_result() is not None
+    recorder.programs_path.unlink()
+    assert RunRecorder(tmp_path / "run").finished_result() is None
+
+
+KEEPS_ITS_SIGTERM = ("import os, runpy, signal, sys\n"
+                     "signal.signal(signal.SIGTERM, lambda *_: os.write(2, b'handled by the launcher\\n'))\n"
+                     "sys.argv[0] = {main!r}\n"
+                     "runpy.run_path({main!r}, run_name='__main__')\n")
+
+
+def test_a_sigterm_handler_set_before_the_job_is_left_to_its_owner(reference, data_dir, tmp_path):
+    """submitit handles SIGTERM (and requeues on its own signal) in the job's process: the job
+    does not take the signal over, so the launcher's handling goes on working."""
+    expected, _, _ = reference
+    with OpenAIServer(deep_reply, model="m") as server:
+        args = [sys.executable, "-c", KEEPS_ITS_SIGTERM.format(main=str(REPO_ROOT / "main.py")), *ARGS,
+                f"model.base_url={server.base_url}", f"hydra.run.dir={tmp_path / 'run'}",
+                f"model.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={data_dir}"]
+        job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                               env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"})
+        answered = server.route
+
+        def route(method, path, body):
+            if path.endswith("/chat/completions") and len(server.posts("/v1/chat/completions")) == 10:
+                job.send_signal(signal.SIGTERM)
+            return answered(method, path, body)
+
+        server.route = route
+        done = finish(job)
+    assert done.returncode == 0, done.stderr
+    assert "handled by the launcher" in done.stderr and "stopped by SIGTERM" not in done.stderr
+    assert outcome(tmp_path / "run") == expected

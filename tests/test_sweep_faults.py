@@ -109,12 +109,13 @@ def test_the_anytime_plot_runs_to_the_budget_not_to_the_last_solve(tmp_path, mon
     for name, solved, programs in (("a", True, 3), ("b", False, 100)):
         run = tmp_path / name
         run.mkdir()
-        record = {"id": 0, "val_pass_rate": 1.0 if solved else 0.2}
+        record = {"id": 0, "code": "print(0)", "val_pass_rate": 1.0 if solved else 0.2}
         (run / "programs.jsonl").write_text(json.dumps(record) + "\n")
         (run / "result.json").write_text(json.dumps({
             "problem": name, "dataset": "psb2", "language": "python", "model": "m", "strategy": "seidr",
             "selection": "beam", "branching_factor": 2, "solved": solved, "programs": programs,
-            "max_programs": 100, "prompt_tokens": 10, "completion_tokens": 5, "test_pass_rate": None}))
+            "max_programs": 100, "prompt_tokens": 10, "completion_tokens": 5, "test_pass_rate": None,
+            "best_program_id": 0, "best_program": "print(0)"}))
     saved: dict[str, Figure] = {}
     real_savefig = Figure.savefig
 

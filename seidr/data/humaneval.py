@@ -35,6 +35,11 @@ class HumanEvalDataset:
     hidden tests steer the search); `split=heldout` keeps a seeded third of the asserts back
     for the test score."""
 
+    @staticmethod
+    def canonical_name(problem: str, language: str) -> str:
+        """A problem name as its task id (run folders are named by it)."""
+        return canonical_name(problem, language)
+
     def __init__(self, path: str | Path, split: str = "heldout", name: str = "humaneval",
                  language: str = "python", cpp_path: str | Path | None = None) -> None:
         self.name = name
@@ -111,6 +116,17 @@ class HumanEvalDataset:
             f"unknown HumanEval problem {problem!r} for language={self.language}; valid names: {names[0]} … "
             f"{names[-1]} ({prefix}/<number>, or the number alone){hint}"
         )
+
+
+def canonical_name(problem: str, language: str) -> str:
+    """The task id a problem name stands for, without reading the data (`Python/0` and `0` are
+    `HumanEval/0`, `C++/3` is `CPP/3`); any other name as given."""
+    head, _, number = problem.rpartition("/")
+    known = {p.lower(): lang for lang, p in TASK_PREFIX.items()}
+    known.update({alias.lower(): lang for lang, aliases in ALIASES.items() for alias in aliases})
+    if language in TASK_PREFIX and number.isdigit() and (not head or known.get(head.lower()) == language):
+        return f"{TASK_PREFIX[language]}/{number}"
+    return problem
 
 
 def _task_order(task_id: str) -> tuple[int, int, str]:

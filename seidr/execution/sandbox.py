@@ -269,6 +269,8 @@ class Sandbox:
                 if path.is_dir() and mode & stat.S_IRWXO:
                     os.chmod(path, stat.S_IMODE(mode) & ~stat.S_IRWXO)
                     closed.append(path)
+            except FileNotFoundError:
+                continue  # not made yet (the archive, before its first commit): nothing to read
             except OSError as error:  # a folder of another user's, a read-only mount
                 log.warning("run users may read %s (its permissions could not be changed: %s); use "
                             "execution.isolation=namespace", path, error.strerror or error)

@@ -119,11 +119,13 @@ class LLMClient:
                                                       seed=seed)
         # before the cache, the accounts or the search see them: every later step hashes or stores the text
         completions = [storable(c) for c in completions]
-        if self.cache is not None:
-            self.cache.put(key, completions)  # before anyone uses the replies: paid for once
+        # counted (and kept by on_paid) before it is cached: a job killed in between asks again and
+        # counts both calls, rather than replay a reply from the cache that no count holds
         self._account(completions)
         if self.on_paid is not None:
             self.on_paid(self.usage)
+        if self.cache is not None:
+            self.cache.put(key, completions)  # before anyone uses the replies: paid for once
         return completions
 
     def _count_tokens(self, completions: Sequence[Completion]) -> tuple[int, int]:

@@ -15,11 +15,20 @@ from seidr.redact import Redactor
 from seidr.search.tree import Program
 
 log = logging.getLogger("seidr.tracking")
+TRACKERS = ("wandb", "git")
+
+
+def requested(cfg: DictConfig) -> tuple[str, ...]:
+    """The trackers a config asks for."""
+    tracking = cfg.get("tracking") or {}
+    return tuple(name for name in TRACKERS if tracking.get(name))
 
 
 class Trackers:
     def __init__(self, cfg: DictConfig, problem: Problem, output_dir: Path, programs_jsonl: Path,
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, only: tuple[str, ...] = TRACKERS) -> None:
+        """The trackers the config asks for, of those named in `only` (a finished job's rerun
+        starts just the ones that did not finish)."""
         self.programs_jsonl = programs_jsonl
         # W&B and the archive get the config, programs, results and messages with secrets masked
         self.redactor = redactor or Redactor.from_sources(config=cfg)
@@ -27,16 +36,18 @@ class Trackers:
         self.git = None
         self.git_name = "git archive"
         tracking = cfg.get("tracking") or {}
+        # what the config asks for, whether or not it started: a job is finished when all of these are
+        self.requested = tuple(name for name in requested(cfg) if name in only)
         language, extension = str(cfg.language), {"python": "py", "cpp": "cpp"}.get(str(cfg.language), "txt")
         key = {"model": cfg.model.name, "selection": str(cfg.selection.get("_target_")), "seed": int(cfg.seed),
                **{k: v for k, v in OmegaConf.to_container(cfg.search, resolve=True).items()}}
         name = f"{problem.name} {language} {cfg.model.name} bf{cfg.search.branching_factor} " \
                f"mp{cfg.search.max_programs} seed{cfg.seed}"
-        if tracking.get("wandb"):
+        if "wandb" in self.requested:
             w = tracking.wandb
             group = w.group or (output_dir.parent.name if output_dir.parent.parent.name == "multiruns" else "runs")
             self.wandb = self._guard("W&B", lambda: _wandb(w, group, name, cfg, output_dir, self.redactor))
-        if tracking.get("git"):
+        if "git" in self.requested:
             g = tracking.git
             from seidr.tracking.gitlog import GitArchive, branch_name
 
@@ -68,7 +79,8 @@ class Trackers:
         self._call("wandb", "W&B", lambda run: run.add_program(program, best, usage))
         self._call("git", self.git_name, lambda archive: archive.add_program(program, self.programs_jsonl))
 
-    def finish(self, result: dict[str, Any], programs: list[Program]) -> None:
+    def finish(self, result: dict[str, Any], programs: list[Program]) -> tuple[str, ...]:
+        """End each tracker with the job's result; returns the names of those that finished."""
         url = self.wandb.url if self.wandb else None
         self._call("wandb", "W&B", lambda run: run.finish(result, programs))
         best = result.get("best_program_id")
@@ -76,6 +88,7 @@ class Trackers:
                    f"{result['programs']} programs, best score {result['val_score']:.3f}"
                    + (f" (program {best})" if best is not None else "") + (f"\n\nW&B run: {url}" if url else ""))
         self._call("git", self.git_name, lambda archive: archive.finish(self.programs_jsonl, result, message))
+        return tuple(name for name in self.requested if getattr(self, name) is not None)
 
 
 def cause(error: BaseException) -> str:
