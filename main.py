@@ -25,11 +25,21 @@ from seidr.tracking.jobfolder import JobFolder, write_hydra_files
 register_resolvers()
 log = logging.getLogger("seidr")
 FAILED_JOB = float("nan")  # a sweep job's return value when it stopped on an error
+# a log record for main.log only: the console already has the line as `seidr: ...`
+LOG_FILE_ONLY = {"console": False}
+
+
+def console_skips_file_only_records() -> None:
+    """Keep LOG_FILE_ONLY records off the console handlers Hydra set up (files still get them)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.addFilter(lambda record: getattr(record, "console", True))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    console_skips_file_only_records()
     redactor = protect_job(cfg, output_dir)
     folder = JobFolder(output_dir,
                        lambda: write_hydra_files(output_dir, HydraConfig.instance().cfg, cfg, redactor))
@@ -51,7 +61,7 @@ def run(cfg: DictConfig, output_dir: Path, redactor: Redactor, folder: JobFolder
         if isinstance(error, RunRefused):
             folder.refused()  # the folder stays as the job that owns it left it
         else:
-            log.error("%s", error)
+            log.error("%s", error, extra=LOG_FILE_ONLY)
             folder.ended(remove_below=_runs_root(cfg))
         print(f"seidr: error: {redactor.message(str(error))}", file=sys.stderr)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -68,7 +78,7 @@ def run(cfg: DictConfig, output_dir: Path, redactor: Redactor, folder: JobFolder
         signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
         how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         kept = _kept(output_dir, resume_command(output_dir))
-        log.warning("%s; %s", how, redactor.message(kept))
+        log.warning("%s; %s", how, redactor.message(kept), extra=LOG_FILE_ONLY)
         print(redactor.message(f"seidr: {how}; {kept}"), file=sys.stderr)
         sys.exit(128 + signum)
     folder.claim()

@@ -13,7 +13,9 @@ from typing import Any, Callable
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn,
+                           TimeElapsedColumn)
+from rich.text import Text
 
 from seidr.errors import SandboxBroken, SeidrError
 from seidr.execution.base import ExecutionLimits
@@ -248,7 +250,8 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         return trackers[0]
 
     try:
-        with _progress(params.max_programs) as (progress, task):
+        bar = _progress(params.max_programs)
+        with bar as (progress, task):
             def saved(program: Program) -> None:
                 recorder.add_program(program)
                 tracking().add_program(program, search.best, usage().as_dict())
@@ -260,6 +263,7 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
 
             search = SeidrSearch(problem, llm, evaluator.validation, selection, params, prompts,
                                  cfg.language, int(cfg.seed), on_program=saved, explainer=explainer)
+            bar.waiting_for = search.status
             try:
                 outcome = await search.run()
                 failure = None
@@ -420,18 +424,32 @@ def _finished_outcome(result: dict[str, Any], programs: list[Program], output_di
 
 
 class _progress:
-    """A progress bar of programs made against the budget, with the best score so far."""
+    """A progress bar of programs made against the budget, with the best score so far and what
+    the search waits for now (requests in flight, programs running): between programs, an
+    explain or repair phase can take minutes, and the line says so instead of looking hung."""
 
     def __init__(self, total: int) -> None:
+        self.waiting_for: Callable[[], str] = lambda: "starting"
         self._progress = Progress(
             TextColumn("[bold]seidr"), BarColumn(), MofNCompleteColumn(), TextColumn("programs · best {task.fields[best]}"),
-            TimeElapsedColumn(), transient=False,
+            TimeElapsedColumn(), _WaitingColumn(self), transient=False,
         )
         self._task = self._progress.add_task("search", total=total, best="-")
 
-    def __enter__(self):
+    def __enter__(self) -> tuple[Progress, TaskID]:
         self._progress.start()
         return self._progress, self._task
 
     def __exit__(self, *exc) -> None:
         self._progress.stop()
+
+
+class _WaitingColumn(ProgressColumn):
+    """Renders its bar's `waiting_for()` at each refresh."""
+
+    def __init__(self, bar: _progress) -> None:
+        super().__init__()
+        self._bar = bar
+
+    def render(self, task: Task) -> Text:
+        return Text(f"· {self._bar.waiting_for()}", style="dim")

@@ -204,6 +204,11 @@ def test_server_failing_mid_run_keeps_every_program_and_says_why(data_dir, tmp_p
     result, programs = read_run(tmp_path)
     assert len(programs) == 2 and result["programs"] == 2 and result["stopped"] == "error"
     assert result["error"] in line and result["best_program"] == programs[0]["code"]
+    # said once on the console (not again as a log line), and kept in the job's main.log
+    console = proc.stdout + proc.stderr
+    assert console.count(result["error"][:60]) == 1, console[-3000:]
+    [log_file] = tmp_path.rglob("main.log")
+    assert result["error"][:60] in log_file.read_text()
 
 
 def test_cpp_end_to_end(data_dir, tmp_path):
