@@ -220,10 +220,11 @@ class Sandbox:
         self.cgroups, why = cgroup_layout(Path(cgroup_root)) if cgroup_root is not None else (None, "switched off")
         self._owner = cgroup_owner(self.cgroups) if self.cgroups is not None else None
         if self.cgroups is not None:
-            log.info("sandbox limits per program (%s): %d MB of memory without swap, %d processes, a lower CPU "
-                     "weight, all killed at the end; open files: %d per process, %d per program",
-                     self.cgroups.describe(), limits.memory_mb, limits.max_processes, limits.open_files,
+            log.info("sandbox limits per program (a cgroup v%d each): %d MB of memory without swap, %d processes, "
+                     "a lower CPU weight, all killed at the end; open files: %d per process, %d per program",
+                     self.cgroups.version, limits.memory_mb, limits.max_processes, limits.open_files,
                      limits.open_files * limits.max_processes)
+            log.debug("sandbox: %s", self.cgroups.describe())  # long paths: the debug log only
         else:
             log.warning("sandbox limits per process only (no cgroup: %s): %d MB of address space per process, "
                         "%d processes per run user, %d open files per process", why, limits.memory_mb,
