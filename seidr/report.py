@@ -252,7 +252,9 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
         seeds = len({r.get("seed", 0) for s in row for r in s.results})
         axes[0].set_title(f"{dataset}, {jobs} problems" + (f" × {seeds} seeds (mean; band: 95 % bootstrap over "
                           "problems)" if seeds > 1 else " (band: 95 % bootstrap over problems)"), fontsize=10)
-        axes[1].set_xscale("symlog")
+        # linear only below the smallest spend drawn: no empty decades between 0 and the first job
+        smallest = min((x for x in grids["tokens"] if x > 0), default=1.0)
+        axes[1].set_xscale("symlog", linthresh=10 ** math.floor(math.log10(smallest)))
         axes[2].set_xlabel("programs generated")
         axes[2].set_ylabel("mean best validation pass rate")
         axes[2].set_ylim(0, 1.02)
@@ -265,16 +267,16 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
     plt.close(figure)
     arities = sorted({r.get("branching_factor") for s in finished for r in s.results} - {None})
     if len(arities) > 1:
-        by_family: dict[str, dict[int, int]] = defaultdict(dict)
+        jobs_by_family: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for summary in finished:
             for r in summary.results:
-                family = config_label(r, arity="*")
-                by_family[family][r["branching_factor"]] = by_family[family].get(r["branching_factor"], 0) + bool(
-                    r["solved"])
+                jobs_by_family[config_label(r, arity="*")][r["branching_factor"]].append(r)
         figure, axis = plt.subplots(figsize=(7, 4.5))
-        for family, counts in by_family.items():
-            xs = sorted(counts)
-            axis.plot(xs, [counts[x] for x in xs], marker="o", label=family)
+        for family, by_arity in jobs_by_family.items():
+            xs = sorted(by_arity)
+            # problems solved, the mean over seeds when there are several
+            counts = [sum(compare.solve_rates(compare.outcomes(by_arity[x])).values()) for x in xs]
+            axis.plot(xs, counts, marker="o", label=family)
         axis.set_xscale("log", base=2)
         axis.xaxis.set_major_locator(FixedLocator(arities))  # the arities run (2, 4, 16 …), as plain numbers
         axis.xaxis.set_minor_locator(NullLocator())
@@ -282,7 +284,7 @@ def plot(summaries: list[ConfigSummary], folder: Path) -> list[Path]:
         axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylim(bottom=0)
         axis.set_xlabel("tree arity (branching factor)")
-        axis.set_ylabel("problems solved (validation)")
+        axis.set_ylabel("problems solved (validation; mean over seeds)")
         axis.legend(fontsize=7)
         figure.tight_layout()
         made.append(folder / "solved_vs_arity.png")

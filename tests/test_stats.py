@@ -168,3 +168,12 @@ def test_sign_test_needs_more_problems_for_a_small_difference():
     # all-one-way differences need 6 (p = 2/64; 5 give 0.0625): 3/40 of 74 problems rounds to 6
     assert stats.problems_to_separate(40, 3, 0) == 74
     assert stats.problems_to_separate(40, 2, 2) is None
+
+
+def test_the_token_axis_runs_to_the_most_spent_even_with_nothing_solved():
+    from seidr.report import _token_grid
+
+    unsolved = [dict(job("P/0", False), tokens=1200), dict(job("P/1", False), tokens=800)]
+    assert _token_grid(unsolved).tolist() == [0.0, 1200.0]
+    solved = [dict(job("P/0", True), tokens=300), *unsolved]
+    assert _token_grid(solved).tolist() == [0.0, 300.0, 1200.0]
