@@ -34,7 +34,7 @@ from seidr.config import REPO_ROOT  # noqa: E402
 from seidr.data.psb2 import PSB2Dataset  # noqa: E402
 from seidr.dev import compose_config  # noqa: E402
 from seidr.errors import SeidrError  # noqa: E402
-from seidr.report import summarize, table_markdown  # noqa: E402
+from seidr.report import statistics_markdown, summarize, table_markdown  # noqa: E402
 from tests.conftest import find_data_dir  # noqa: E402
 
 CONFIGS = {  # label -> overrides
@@ -152,7 +152,11 @@ def main() -> None:
     asyncio.run(run_all(jobs, args, data_dir, started))
     print(f"\nembedded model, budget {args.budget}, {len(problems)} problems, seeds {' '.join(map(str, args.seeds))}; "
           f"{time.perf_counter() - started:.0f} s in all this time")
-    print(table_markdown(summarize(args.output)))
+    summaries = summarize(args.output)
+    print(table_markdown(summaries))
+    print("\nproblems solved with 95 % intervals (paired comparisons: python -m seidr.report "
+          f"{args.output} --baseline resample):\n")
+    print(statistics_markdown(summaries))
 
 
 if __name__ == "__main__":

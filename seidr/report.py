@@ -336,6 +336,17 @@ def statistics_markdown(summaries: list[ConfigSummary]) -> str:
     return "\n".join(lines)
 
 
+def uneven_note(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """A warning when configurations finished different numbers of problems (a partial run): their
+    counts are not comparable, the paired comparisons are."""
+    finished = {name: len(compare.outcomes(results)) for name, results in groups.items()}
+    if len(set(finished.values())) <= 1:
+        return []
+    counts = ", ".join(f"{count} ({name.split(' · ')[0]}…)" for name, count in sorted(finished.items()))
+    return [f"Configurations finished different numbers of problems: {counts}. Their counts above are "
+            "not comparable; the paired comparisons below use only the problems both finished.", ""]
+
+
 STATISTICS_NOTE = (
     "solved: problems solved (with several seeds, the mean over seeds); its 95 % interval is Wilson's with "
     "one seed, else a bootstrap over problems of the per-problem solve rate. solved_at_least_once: by any "
@@ -361,7 +372,8 @@ def write_report(folder: Path, redactor: Redactor | None = None, baseline: str |
     problems = [f"- failed: {f}" for s in summaries for f in s.failed] + \
                [f"- unfinished: {f}" for s in summaries for f in s.unfinished]
     text = [f"# seidr report: {folder.name}", "", table_markdown(summaries), "",
-            *(["## Problems solved, with 95 % intervals", "", statistics_markdown(summaries), "", STATISTICS_NOTE, ""]
+            *(["## Problems solved, with 95 % intervals", "", statistics_markdown(summaries), "", STATISTICS_NOTE, "",
+               *uneven_note(groups)]
               if groups else ["No job finished: nothing to count or compare.", ""]),
             *(["## Paired comparisons", "", compare.comparisons_markdown(found), ""] if found else []),
             *(["## Jobs that failed or did not finish", "", *problems, ""] if problems else []),

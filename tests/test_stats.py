@@ -177,3 +177,14 @@ def test_the_token_axis_runs_to_the_most_spent_even_with_nothing_solved():
     assert _token_grid(unsolved).tolist() == [0.0, 1200.0]
     solved = [dict(job("P/0", True), tokens=300), *unsolved]
     assert _token_grid(solved).tolist() == [0.0, 300.0, 1200.0]
+
+
+def test_the_label_never_names_the_seed_and_uneven_progress_is_flagged(tmp_path):
+    from seidr.report import config_label
+
+    assert config_label(job("P/0", True, seed=0)) == config_label(job("P/0", True, seed=7))
+    write_jobs(tmp_path, jobs("seidr", {0: {0}, 1: set(), 2: {0}}) + jobs("resample", {0: {0}}))
+    assert main([str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "finished different numbers of problems: 1 (resample…), 3 (seidr…)" in text
+    assert "solves the same number of 1" in text  # paired on the one problem both finished
