@@ -150,7 +150,8 @@ def main() -> None:
     started = time.perf_counter()
     jobs = plan_jobs(args.seeds, args.configs, problems)
     asyncio.run(run_all(jobs, args, data_dir, started))
-    print(f"\nembedded model, budget {args.budget}, {len(problems)} problems, seeds {' '.join(map(str, args.seeds))}; "
+    seeds = " ".join(map(str, args.seeds))
+    print(f"\nembedded model, budget {args.budget}, {len(problems)} problems, seeds {seeds}; "
           f"{time.perf_counter() - started:.0f} s in all this time")
     summaries = summarize(args.output)
     print(table_markdown(summaries))

@@ -60,7 +60,8 @@ def solve_stats(results: list[dict[str, Any]]) -> dict[str, Any]:
         interval = stats.mean_interval(list(rates.values()))
     row.update(solved=_round(solved, 2), solved_at_least_once=sum(any(runs.values()) for runs in table.values()))
     if interval is not None:
-        row.update(solved_ci_low=_round(interval[0] * problems, 2), solved_ci_high=_round(interval[1] * problems, 2))
+        row.update(solved_ci_low=_round(interval[0] * problems, 2),
+                   solved_ci_high=_round(interval[1] * problems, 2))
     if attempts >= 2:
         row.update(k=attempts, pass_at_k=_round(sum(stats.pass_at_k(len(runs), sum(runs.values()), attempts)
                                                     for runs in table.values()) / problems, 4))

@@ -327,7 +327,8 @@ def configurations(summaries: list[ConfigSummary]) -> dict[str, list[dict[str, A
 def statistics_markdown(summaries: list[ConfigSummary]) -> str:
     """Per configuration (and dataset): problems solved with a 95 % interval, over seeds."""
     columns = ["config", "problems", "seeds", "solved", "solved_ci_low", "solved_ci_high", "solved_at_least_once",
-               "k", "pass_at_k", "mean_test_pass_rate", "mean_test_pass_rate_ci_low", "mean_test_pass_rate_ci_high"]
+               "k", "pass_at_k", "mean_test_pass_rate", "mean_test_pass_rate_ci_low",
+               "mean_test_pass_rate_ci_high"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for summary in summaries:
         if summary.results:
@@ -372,8 +373,8 @@ def write_report(folder: Path, redactor: Redactor | None = None, baseline: str |
     problems = [f"- failed: {f}" for s in summaries for f in s.failed] + \
                [f"- unfinished: {f}" for s in summaries for f in s.unfinished]
     text = [f"# seidr report: {folder.name}", "", table_markdown(summaries), "",
-            *(["## Problems solved, with 95 % intervals", "", statistics_markdown(summaries), "", STATISTICS_NOTE, "",
-               *uneven_note(groups)]
+            *(["## Problems solved, with 95 % intervals", "", statistics_markdown(summaries), "",
+               STATISTICS_NOTE, "", *uneven_note(groups)]
               if groups else ["No job finished: nothing to count or compare.", ""]),
             *(["## Paired comparisons", "", compare.comparisons_markdown(found), ""] if found else []),
             *(["## Jobs that failed or did not finish", "", *problems, ""] if problems else []),

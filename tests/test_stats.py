@@ -99,7 +99,8 @@ def test_solve_statistics_over_seeds():
     assert row["k"] == 3 and row["pass_at_k"] == pytest.approx(2 / 3, abs=1e-4)
     assert row["solved_ci_low"] <= row["solved"] <= row["solved_ci_high"] <= 3
     one_seed = compare.solve_stats(jobs("seidr", {n: {0} if n < 20 else set() for n in range(40)}))
-    assert (one_seed["solved_ci_low"], one_seed["solved_ci_high"]) == pytest.approx((14.08, 25.92), abs=0.005)  # 40 × Wilson (0.352, 0.648)
+    # 40 × Wilson's (0.352, 0.648)
+    assert (one_seed["solved_ci_low"], one_seed["solved_ci_high"]) == pytest.approx((14.08, 25.92), abs=0.005)
     assert one_seed["pass_at_k"] is None  # one attempt per problem: no pass@k beyond the solve rate
     # a job stopped by an error is no outcome
     failed = compare.solve_stats([job("P/0", False, stopped="error"), job("P/1", True)])
