@@ -41,8 +41,9 @@ def mean_band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if matrix.shape[0] < 2:
         return None
     constant = np.all(matrix == matrix[0], axis=0)
+    # resamples in batches: all at once would hold resamples × problems × points floats
     result = stats.bootstrap((matrix,), np.mean, axis=0, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                             method="percentile", rng=np.random.default_rng(RESAMPLING_SEED))
+                             batch=100, method="percentile", rng=np.random.default_rng(RESAMPLING_SEED))
     low = np.where(constant, matrix[0], result.confidence_interval.low)
     high = np.where(constant, matrix[0], result.confidence_interval.high)
     return low, high
