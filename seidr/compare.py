@@ -93,7 +93,7 @@ class Comparison:
     problems: int
     only_config: int  # problems where the configuration's solve rate is higher
     only_baseline: int
-    difference: float  # mean per-problem solve-rate difference, config minus baseline
+    difference: float | None  # mean per-problem solve-rate difference, config minus baseline; None: no pairs
     ci_low: float | None
     ci_high: float | None
     p_value: float
@@ -124,7 +124,7 @@ def compare(config: str, config_outcomes: Outcomes, baseline: str, baseline_outc
     p_value = stats.sign_test(higher, lower)
     excludes_zero = interval is not None and (interval[0] > 0 or interval[1] < 0)
     return Comparison(config, baseline, len(differences), higher, lower,
-                      _round(sum(differences) / len(differences), 4) if differences else 0.0,
+                      _round(sum(differences) / len(differences), 4) if differences else None,
                       None if interval is None else _round(interval[0], 4),
                       None if interval is None else _round(interval[1], 4),
                       float(f"{p_value:.4g}"), p_value < stats.ALPHA and excludes_zero, one_seed)
@@ -168,6 +168,8 @@ def write_comparisons(path: Path, found: list[Comparison]) -> Path:
 def in_words(comparison: Comparison) -> str:
     """'solves 3 more of 40, p = 0.25: not distinguishable', and for a difference the data cannot
     separate, roughly how many problems would."""
+    if comparison.difference is None:
+        return "no problem finished by both: nothing to compare"
     net = comparison.difference * comparison.problems
     amount = f"{abs(net):.3g}"
     verb = "the same number" if net == 0 else f"{amount} {'more' if net > 0 else 'fewer'}"
@@ -192,8 +194,9 @@ def comparisons_markdown(found: list[Comparison]) -> str:
              "|---|---|---|---|---|---|---|"]
     for c in found:
         interval = "" if c.ci_low is None else f" [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        difference = "" if c.difference is None else f"{c.difference:+.3f}{interval}"
         lines.append(f"| {c.config} | {c.baseline} | {c.problems} | {c.only_config} | {c.only_baseline} | "
-                     f"{c.difference:+.3f}{interval} | {in_words(c)} |")
+                     f"{difference} | {in_words(c)} |")
     return "\n".join(lines)
 
 

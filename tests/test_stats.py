@@ -189,3 +189,11 @@ def test_the_label_never_names_the_seed_and_uneven_progress_is_flagged(tmp_path)
     text = (tmp_path / "report.md").read_text()
     assert "finished different numbers of problems: 1 (resample…), 3 (seidr…)" in text
     assert "solves the same number of 1" in text  # paired on the one problem both finished
+
+
+def test_configurations_with_no_problem_in_common_have_no_difference():
+    found = compare.compare("seidr", compare.outcomes([job("P/0", True)]), "resample",
+                            compare.outcomes([job("P/1", False)]))
+    assert found.problems == 0 and found.difference is None and found.ci_low is None
+    assert found.csv_row()["difference"] == "" and not found.significant
+    assert compare.in_words(found) == "no problem finished by both: nothing to compare"
