@@ -3,6 +3,7 @@
     python -m benchmarks.quality                       # HumanEval 0-39 + all 25 PSB2 (Python), budget 10
     python -m benchmarks.quality --problems humaneval:0-19 psb2:fizz-buzz --budget 5
     python -m benchmarks.quality --jobs 4 --parallel 16   # four jobs at once sharing the model's batches
+    python -m benchmarks.quality --seeds 0 1 2            # every configuration over three seeds
 
 All jobs use one embedded model, loaded once; --jobs N runs N at once, so their requests share
 its batches (not measured to be faster on 2 cores: see the README's "The embedded model's
@@ -10,7 +11,12 @@ speed"). Jobs land in fixed folders under --output (default outputs/quality) and
 response cache, so a rerun skips finished jobs and replays the rest from the cache: a second run prints
 the table at once. greedy, resample and adaptive draw no parents by selection, so they run once (their
 selection column reads "-"); seidr runs with beam and with lexicase selection. The table, and the anytime
-plots of `python -m seidr.report <output>`, compare them."""
+plots of `python -m seidr.report <output>`, compare them.
+
+Seeds are an axis: each job runs once per seed, in `<output>/<label>/seed<N>/<dataset>/<problem>`
+(the label never names the seed; the report groups a configuration's seeds and pairs them by
+problem). Jobs run seed by seed, and within a seed problem by problem across the configurations,
+so a run stopped early has every configuration on the same problems and the earlier seeds complete."""
 
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from seidr.config import REPO_ROOT  # noqa: E402
 from seidr.data.psb2 import PSB2Dataset  # noqa: E402
 from seidr.dev import compose_config  # noqa: E402
 from seidr.errors import SeidrError  # noqa: E402
-from seidr.report import summarize, table_markdown  # noqa: E402
+from seidr.report import statistics_markdown, summarize, table_markdown  # noqa: E402
 from tests.conftest import find_data_dir  # noqa: E402
 
 CONFIGS = {  # label -> overrides
@@ -70,10 +76,25 @@ def expand(specs: list[str], data_dir: Path) -> list[str]:
     return problems
 
 
-def job_config(label: str, problem: str, args: argparse.Namespace, data_dir: Path):
+Job = tuple[int, str, str]  # (seed, configuration label, dataset:problem)
+
+
+def plan_jobs(seeds: list[int], configs: list[str], problems: list[str]) -> list[Job]:
+    """Seed-major, then problem-major across configurations: whenever the run stops, each
+    configuration has finished the same problems, and earlier seeds are complete."""
+    return [(seed, label, problem) for seed in seeds for problem in problems for label in configs]
+
+
+def job_folder(output: Path, seed: int, label: str, problem: str) -> Path:
+    """A job's run folder: the seed is part of the path, so seeds never share (or skip) a job."""
+    dataset, _, name = problem.partition(":")
+    return output / label / f"seed{seed}" / dataset / name.replace("/", "-")
+
+
+def job_config(seed: int, label: str, problem: str, args: argparse.Namespace, data_dir: Path):
     dataset, _, name = problem.partition(":")
     return compose_config([f"dataset={dataset}", f"problem={name}", f"search.max_programs={args.budget}",
-                           f"seed={args.seed}", "tracking=none", f"paths.data_dir={data_dir}",
+                           f"seed={seed}", "tracking=none", f"paths.data_dir={data_dir}",
                            f"model.cache_dir={args.output / 'llm_cache'}", f"model.parallel={args.parallel}",
                            *CONFIGS[label], *explain_overrides(CONFIGS[label], args)])
 
@@ -85,27 +106,27 @@ def explain_overrides(overrides: list[str], args: argparse.Namespace) -> list[st
     return [f"explain_model.cache_dir={args.output / 'llm_cache'}", f"explain_model.parallel={args.parallel}"]
 
 
-async def run_all(jobs: list[tuple[str, str]], args: argparse.Namespace, data_dir: Path, started: float) -> None:
+async def run_all(jobs: list[Job], args: argparse.Namespace, data_dir: Path, started: float) -> None:
     """`args.jobs` jobs at a time, all on one embedded model: their requests share its batches."""
     backend = build(job_config(*jobs[0], args, data_dir).model.backend)
     slots = asyncio.Semaphore(args.jobs)
     done = 0
 
-    async def one(label: str, problem: str) -> None:
+    async def one(seed: int, label: str, problem: str) -> None:
         nonlocal done
-        dataset, _, name = problem.partition(":")
-        folder = args.output / label / dataset / name.replace("/", "-")
+        folder = job_folder(args.output, seed, label, problem)
         async with slots:
             try:
-                result = (await run_job(job_config(label, problem, args, data_dir), folder, backend=backend)).result
+                result = (await run_job(job_config(seed, label, problem, args, data_dir), folder,
+                                        backend=backend)).result
                 line = f"solved={result['solved']!s:5} programs={result['programs']:3}"
             except SeidrError as error:
                 line = f"failed: {error}"
         done += 1
-        print(f"[{done}/{len(jobs)}] {label:15} {problem:28} {line} {time.perf_counter() - started:7.0f} s", flush=True)
+        print(f"[{done}/{len(jobs)}] seed {seed} {label:15} {problem:28} {line} {time.perf_counter() - started:7.0f} s", flush=True)
 
     try:
-        await asyncio.gather(*(one(label, problem) for label, problem in jobs))
+        await asyncio.gather(*(one(*job) for job in jobs))
     finally:
         await backend.aclose()
 
@@ -116,7 +137,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=10, help="max_programs per job")
     parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "outputs" / "quality")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="run every configuration once per seed (split, model sampling, lexicase)")
     parser.add_argument("--jobs", type=int, default=1, help="jobs run at once, sharing the model's batches")
     parser.add_argument("--parallel", type=int, default=8, help="model.parallel: sequences decoded at once")
     args = parser.parse_args()
@@ -126,11 +148,16 @@ def main() -> None:
     problems = expand(args.problems, data_dir) if args.problems else default_problems(data_dir)
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
-    jobs = [(label, problem) for label in args.configs for problem in problems]
+    jobs = plan_jobs(args.seeds, args.configs, problems)
     asyncio.run(run_all(jobs, args, data_dir, started))
-    print(f"\nembedded model, budget {args.budget}, {len(problems)} problems, seed {args.seed}; "
+    seeds = " ".join(map(str, args.seeds))
+    print(f"\nembedded model, budget {args.budget}, {len(problems)} problems, seeds {seeds}; "
           f"{time.perf_counter() - started:.0f} s in all this time")
-    print(table_markdown(summarize(args.output)))
+    summaries = summarize(args.output)
+    print(table_markdown(summaries))
+    print("\nproblems solved with 95 % intervals (paired comparisons: python -m seidr.report "
+          f"{args.output} --baseline resample):\n")
+    print(statistics_markdown(summaries))
 
 
 if __name__ == "__main__":
