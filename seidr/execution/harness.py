@@ -285,12 +285,17 @@ def supervise(code, tests, limits, emit):
 
 def watch_worker(pid, read_end, index, total, limits, emit):
     """Collect a worker's results; returns the index of the first test it did not finish."""
-    buffer = b""
+    buffer = bytearray()
+    # the worker's line holds at most the output limit, each byte at most six characters once
+    # JSON-escaped, plus bounded error text (seidr reads lines up to the same size)
+    longest = limits["max_output_bytes"] * 6 + 262144
     deadline = time.monotonic() + limits["test_timeout_s"]
     while index < total:
         remaining = deadline - time.monotonic()
         ready, _, _ = select.select([read_end], [], [], max(0.0, remaining))
-        if not ready:  # the current test overran its wall clock
+        # past the deadline even while data keeps coming: a program that floods the report pipe
+        # must not keep its test's clock from running out
+        if not ready or remaining <= 0:  # the current test overran its wall clock
             kill_group(pid)
             emit({"i": index, "status": "timeout", "error": f"took longer than {limits['test_timeout_s']} s"})
             return index + 1
@@ -300,16 +305,33 @@ def watch_worker(pid, read_end, index, total, limits, emit):
             emit(death_result(index, status))
             return index + 1
         buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            result = json.loads(line)
+        while (end := buffer.find(b"\n")) >= 0:
+            line = bytes(buffer[:end])
+            del buffer[:end + 1]
+            try:
+                result = json.loads(line)
+            except ValueError:
+                result = None
+            if not isinstance(result, dict):
+                return garbled(pid, index, emit)
             if result.get("i") != index:
                 continue  # not a line the worker wrote for this test
             emit(result)
             index += 1
             deadline = time.monotonic() + limits["test_timeout_s"]
+        if len(buffer) > longest:
+            return garbled(pid, index, emit)
     kill_group(pid)
     return index
+
+
+def garbled(pid, index, emit):
+    """The program wrote over its worker's report pipe (text that is no result line, or a line
+    longer than any result): its test fails, and a fresh worker goes on with the next."""
+    kill_group(pid)
+    emit({"i": index, "status": "exception", "exc_type": "ProtocolError",
+          "error": "the program wrote over the harness's report channel"})
+    return index + 1
 
 
 def kill_group(pid):
