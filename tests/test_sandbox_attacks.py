@@ -76,3 +76,45 @@ def test_garbage_on_the_report_pipe_fails_only_that_test(isolation):
     outcomes, _ = run(code, isolation)
     assert outcomes[0].status == "error" and "report channel" in outcomes[0].error
     assert [o.status for o in outcomes[1:]] == ["pass", "pass"]
+
+
+def attempts(checks: dict[str, str]) -> str:
+    """A program that tries each of `checks` (name: one statement) and prints, one line each,
+    `name ok` when it worked or `name refused <error>` when it raised."""
+    lines = ["import ctypes, os, resource, socket, glob", "libc = ctypes.CDLL(None, use_errno=True)",
+             "def check(name, action):", "    try:", "        action()",
+             "    except BaseException as error:", "        print(name, 'refused', type(error).__name__)",
+             "    else:", "        print(name, 'ok')",
+             "def syscall(*args):", "    if libc.syscall(*args) < 0:",
+             "        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))"]
+    lines += [f"check({name!r}, lambda: {statement})" for name, statement in checks.items()]
+    return "\n".join(lines) + "\n"
+
+
+def worked(report: str) -> list[str]:
+    """The names of the checks an `attempts` program printed as done."""
+    return [line.split()[0] for line in report.splitlines() if line.endswith(" ok")]
+
+
+def tried(report: str) -> int:
+    return sum(1 for line in report.splitlines() if " ok" in line or " refused " in line)
+
+
+# the kernel's keyrings: add_key and keyctl (x86_64 numbers; -4 is the user keyring, -3 the
+# session keyring, 10 KEYCTL_SEARCH)
+KEYRING = {
+    "add_key_user": "syscall(248, b'user', b'seidr-left', b'data', 4, ctypes.c_int(-4))",
+    "add_key_session": "syscall(248, b'user', b'seidr-left', b'data', 4, ctypes.c_int(-3))",
+    "search_user_keyring": "syscall(250, 10, ctypes.c_int(-4), b'user', b'seidr-left', 0)",
+}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the system call numbers here are x86_64's")
+def test_a_program_cannot_leave_data_in_the_kernel_keyring(isolation):
+    """Guards the seccomp filter's refusal of add_key/request_key/keyctl (harness.py): a run
+    user's keyring is not namespaced and outlives its processes, so a key added by one run
+    could be read by a later program of the same uid at either level."""
+    report = printed(attempts(KEYRING), isolation)
+    assert tried(report) == len(KEYRING), report
+    assert worked(report) == [], report
+
