@@ -390,3 +390,29 @@ def test_a_compiled_program_holds_only_its_own_three_files(isolation):
     [outcome] = asyncio.run(executor.run(CPP_DESCRIPTORS.replace("<cstdio>", "<cstdio>\n#include <cstdlib>"),
                                          [Example("1\n", "")], "stdio"))
     assert outcome.actual.split("\n")[:4] == ["0 file", "1 file", "2 file", ""], outcome.actual
+
+
+SUPERVISOR_LIMITS = {
+    # lowered to nothing, the supervisor dies of its own limits with every later test unjudged
+    "lower_its_cpu_limit": "resource.prlimit(os.getppid(), resource.RLIMIT_CPU, (1, 1))",
+    "lower_its_open_files": "resource.prlimit(os.getppid(), resource.RLIMIT_NOFILE, (3, 3))",
+}
+OWN_LIMITS = {  # what honest programs do (a deeper stack for recursion), still allowed
+    "own_stack": "resource.setrlimit(resource.RLIMIT_STACK, resource.getrlimit(resource.RLIMIT_STACK))",
+    "own_file_size": "resource.prlimit(0, resource.RLIMIT_FSIZE, (1 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))",
+}
+
+
+@pytest.mark.parametrize("mode", ["stdio", "function"])
+def test_a_program_cannot_set_its_supervisor_s_limits(isolation, mode):
+    """Guards the seccomp filter's refusal of prlimit64 on another process (harness.py): the
+    supervisor runs as the program's user, and the kernel lets such a process lower another's
+    limits even when it is not dumpable."""
+    code = attempts({**SUPERVISOR_LIMITS, **OWN_LIMITS})
+    if mode == "stdio":
+        report = printed(code, isolation)
+    else:
+        report = function_report("def add(x, y):\n    " + code.replace("\n", "\n    ") + "\n    return None\n",
+                                 isolation)
+    assert tried(report) == len(SUPERVISOR_LIMITS) + len(OWN_LIMITS), report
+    assert sorted(worked(report)) == sorted(OWN_LIMITS), report

@@ -70,39 +70,49 @@ class LimitedBytes(io.RawIOBase):
 BPF_LD_W_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
 SECCOMP_ALLOW, SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
 CLONE_NEWUSER, CLONE_NEWIPC = 0x10000000, 0x08000000
-# per machine: the kernel's name for its native system call ABI; clone, unshare, clone3; and the
-# keyring calls add_key, request_key, keyctl
-SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435, (248, 249, 250)),
-            "aarch64": (0xC00000B7, 220, 97, 435, (217, 218, 219))}
+# per machine: the kernel's name for its native system call ABI; clone, unshare, clone3; the
+# keyring calls add_key, request_key, keyctl; and prlimit64
+SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435, (248, 249, 250), 302),
+            "aarch64": (0xC00000B7, 220, 97, 435, (217, 218, 219), 261)}
 
 
 def user_namespace_filter(machine):
     """A seccomp program that refuses new user namespaces (unshare or clone with CLONE_NEWUSER:
     EPERM; clone3, whose flags a filter cannot read: ENOSYS, so that libc falls back to clone),
     the kernel's keyrings (EPERM: a run user's keyring outlives its processes, so a program
-    could leave data there for a later run of the same uid) and system calls of any other ABI
-    (i386, x32), and allows everything else. None on a machine it does not know."""
+    could leave data there for a later run of the same uid), setting another process's limits
+    (prlimit64 with a pid and new limits: EPERM; the supervisor has the program's uid, and the
+    kernel lets a process of the same uid lower its limits, dumpable or not) and system calls
+    of any other ABI (i386, x32), and allows everything else. None on a machine it does not know."""
     if machine not in SYSCALLS:
         return None
-    arch, clone, unshare, clone3, (add_key, request_key, keyctl) = SYSCALLS[machine]
+    arch, clone, unshare, clone3, (add_key, request_key, keyctl), prlimit64 = SYSCALLS[machine]
     eperm, enosys = SECCOMP_ERRNO | errno.EPERM, SECCOMP_ERRNO | errno.ENOSYS
+    # seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (the low half first on these machines)
     return [
         (BPF_LD_W_ABS, 0, 0, 4),        # 0: seccomp_data.arch
         (BPF_JEQ, 1, 0, arch),          # 1: native -> 3
         (BPF_RET, 0, 0, eperm),         # 2: another ABI
         (BPF_LD_W_ABS, 0, 0, 0),        # 3: seccomp_data.nr
-        (BPF_JGE, 9, 0, 0x40000000),    # 4: x32 numbers -> 14
-        (BPF_JEQ, 9, 0, clone3),        # 5: -> 15
-        (BPF_JEQ, 7, 0, add_key),       # 6: -> 14
-        (BPF_JEQ, 6, 0, request_key),   # 7: -> 14
-        (BPF_JEQ, 5, 0, keyctl),        # 8: -> 14
-        (BPF_JEQ, 1, 0, unshare),       # 9: -> 11
-        (BPF_JEQ, 0, 2, clone),         # 10: -> 11, else 13
-        (BPF_LD_W_ABS, 0, 0, 16),       # 11: the low half of args[0], the flags
-        (BPF_JSET, 1, 0, CLONE_NEWUSER),  # 12: -> 14
-        (BPF_RET, 0, 0, SECCOMP_ALLOW),  # 13
-        (BPF_RET, 0, 0, eperm),         # 14
-        (BPF_RET, 0, 0, enosys),        # 15
+        (BPF_JGE, 16, 0, 0x40000000),   # 4: x32 numbers -> 21
+        (BPF_JEQ, 16, 0, clone3),       # 5: -> 22
+        (BPF_JEQ, 14, 0, add_key),      # 6: -> 21
+        (BPF_JEQ, 13, 0, request_key),  # 7: -> 21
+        (BPF_JEQ, 12, 0, keyctl),       # 8: -> 21
+        (BPF_JEQ, 4, 0, prlimit64),     # 9: -> 14
+        (BPF_JEQ, 1, 0, unshare),       # 10: -> 12
+        (BPF_JEQ, 0, 8, clone),         # 11: -> 12, else 20
+        (BPF_LD_W_ABS, 0, 0, 16),       # 12: the low half of args[0], the flags
+        (BPF_JSET, 7, 6, CLONE_NEWUSER),  # 13: -> 21, else 20
+        (BPF_LD_W_ABS, 0, 0, 16),       # 14: prlimit64's pid
+        (BPF_JEQ, 4, 0, 0),             # 15: this process -> 20
+        (BPF_LD_W_ABS, 0, 0, 32),       # 16: the low half of its new limits' address
+        (BPF_JEQ, 0, 3, 0),             # 17: -> 18, else 21
+        (BPF_LD_W_ABS, 0, 0, 36),       # 18: the high half
+        (BPF_JEQ, 0, 1, 0),             # 19: none (only reading) -> 20, else 21
+        (BPF_RET, 0, 0, SECCOMP_ALLOW),  # 20
+        (BPF_RET, 0, 0, eperm),         # 21
+        (BPF_RET, 0, 0, enosys),        # 22
     ]
 
 
