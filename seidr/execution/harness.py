@@ -100,33 +100,49 @@ class LimitedBytes(io.RawIOBase):
 BPF_LD_W_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
 SECCOMP_ALLOW, SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
 CLONE_NEWUSER, CLONE_NEWIPC = 0x10000000, 0x08000000
-# per machine: the kernel's name for its native system call ABI, and clone, unshare, clone3
-SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435), "aarch64": (0xC00000B7, 220, 97, 435)}
+# per machine: the kernel's name for its native system call ABI; clone, unshare, clone3; the
+# keyring calls add_key, request_key, keyctl; and prlimit64
+SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435, (248, 249, 250), 302),
+            "aarch64": (0xC00000B7, 220, 97, 435, (217, 218, 219), 261)}
 
 
 def user_namespace_filter(machine):
     """A seccomp program that refuses new user namespaces (unshare or clone with CLONE_NEWUSER:
-    EPERM; clone3, whose flags a filter cannot read: ENOSYS, so that libc falls back to clone)
-    and system calls of any other ABI (i386, x32), and allows everything else. None on a
-    machine it does not know."""
+    EPERM; clone3, whose flags a filter cannot read: ENOSYS, so that libc falls back to clone),
+    the kernel's keyrings (EPERM: a run user's keyring outlives its processes, so a program
+    could leave data there for a later run of the same uid), setting another process's limits
+    (prlimit64 with a pid and new limits: EPERM; the supervisor has the program's uid, and the
+    kernel lets a process of the same uid lower its limits, dumpable or not) and system calls
+    of any other ABI (i386, x32), and allows everything else. None on a machine it does not know."""
     if machine not in SYSCALLS:
         return None
-    arch, clone, unshare, clone3 = SYSCALLS[machine]
+    arch, clone, unshare, clone3, (add_key, request_key, keyctl), prlimit64 = SYSCALLS[machine]
     eperm, enosys = SECCOMP_ERRNO | errno.EPERM, SECCOMP_ERRNO | errno.ENOSYS
+    # seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (the low half first on these machines)
     return [
         (BPF_LD_W_ABS, 0, 0, 4),        # 0: seccomp_data.arch
         (BPF_JEQ, 1, 0, arch),          # 1: native -> 3
         (BPF_RET, 0, 0, eperm),         # 2: another ABI
         (BPF_LD_W_ABS, 0, 0, 0),        # 3: seccomp_data.nr
-        (BPF_JGE, 6, 0, 0x40000000),    # 4: x32 numbers -> 11
-        (BPF_JEQ, 6, 0, clone3),        # 5: -> 12
-        (BPF_JEQ, 1, 0, unshare),       # 6: -> 8
-        (BPF_JEQ, 0, 2, clone),         # 7: -> 8, else 10
-        (BPF_LD_W_ABS, 0, 0, 16),       # 8: the low half of args[0], the flags
-        (BPF_JSET, 1, 0, CLONE_NEWUSER),  # 9: -> 11
-        (BPF_RET, 0, 0, SECCOMP_ALLOW),  # 10
-        (BPF_RET, 0, 0, eperm),         # 11
-        (BPF_RET, 0, 0, enosys),        # 12
+        (BPF_JGE, 16, 0, 0x40000000),   # 4: x32 numbers -> 21
+        (BPF_JEQ, 16, 0, clone3),       # 5: -> 22
+        (BPF_JEQ, 14, 0, add_key),      # 6: -> 21
+        (BPF_JEQ, 13, 0, request_key),  # 7: -> 21
+        (BPF_JEQ, 12, 0, keyctl),       # 8: -> 21
+        (BPF_JEQ, 4, 0, prlimit64),     # 9: -> 14
+        (BPF_JEQ, 1, 0, unshare),       # 10: -> 12
+        (BPF_JEQ, 0, 8, clone),         # 11: -> 12, else 20
+        (BPF_LD_W_ABS, 0, 0, 16),       # 12: the low half of args[0], the flags
+        (BPF_JSET, 7, 6, CLONE_NEWUSER),  # 13: -> 21, else 20
+        (BPF_LD_W_ABS, 0, 0, 16),       # 14: prlimit64's pid
+        (BPF_JEQ, 4, 0, 0),             # 15: this process -> 20
+        (BPF_LD_W_ABS, 0, 0, 32),       # 16: the low half of its new limits' address
+        (BPF_JEQ, 0, 3, 0),             # 17: -> 18, else 21
+        (BPF_LD_W_ABS, 0, 0, 36),       # 18: the high half
+        (BPF_JEQ, 0, 1, 0),             # 19: none (only reading) -> 20, else 21
+        (BPF_RET, 0, 0, SECCOMP_ALLOW),  # 20
+        (BPF_RET, 0, 0, eperm),         # 21
+        (BPF_RET, 0, 0, enosys),        # 22
     ]
 
 
@@ -321,12 +337,17 @@ def supervise(code, tests, limits, emit):
 
 def watch_worker(pid, read_end, index, total, limits, emit):
     """Collect a worker's results; returns the index of the first test it did not finish."""
-    buffer = b""
+    buffer = bytearray()
+    # the worker's line holds at most the output limit, each byte at most six characters once
+    # JSON-escaped, plus bounded error text (seidr reads lines up to the same size)
+    longest = limits["max_output_bytes"] * 6 + 262144
     deadline = time.monotonic() + limits["test_timeout_s"]
     while index < total:
         remaining = deadline - time.monotonic()
         ready, _, _ = select.select([read_end], [], [], max(0.0, remaining))
-        if not ready:  # the current test overran its wall clock
+        # past the deadline even while data keeps coming: a program that floods the report pipe
+        # must not keep its test's clock from running out
+        if not ready or remaining <= 0:  # the current test overran its wall clock
             kill_group(pid)
             emit({"i": index, "status": "timeout", "error": f"took longer than {limits['test_timeout_s']} s"})
             return index + 1
@@ -336,16 +357,33 @@ def watch_worker(pid, read_end, index, total, limits, emit):
             emit(death_result(index, status))
             return index + 1
         buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            result = json.loads(line)
+        while (end := buffer.find(b"\n")) >= 0:
+            line = bytes(buffer[:end])
+            del buffer[:end + 1]
+            try:
+                result = json.loads(line)
+            except ValueError:
+                result = None
+            if not isinstance(result, dict):
+                return garbled(pid, index, emit)
             if result.get("i") != index:
                 continue  # not a line the worker wrote for this test
             emit(result)
             index += 1
             deadline = time.monotonic() + limits["test_timeout_s"]
+        if len(buffer) > longest:
+            return garbled(pid, index, emit)
     kill_group(pid)
     return index
+
+
+def garbled(pid, index, emit):
+    """The program wrote over its worker's report pipe (text that is no result line, or a line
+    longer than any result): its test fails, and a fresh worker goes on with the next."""
+    kill_group(pid)
+    emit({"i": index, "status": "exception", "exc_type": "ProtocolError",
+          "error": "the program wrote over the harness's report channel"})
+    return index + 1
 
 
 # ==== shared: ending a process group, and what a process's death means ====
