@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from seidr.view import ASSETS, code_diff, load_run, main, solution_path, write_r
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main
 from tests.test_resume import deep_reply
+from tests.ci import needs
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -91,8 +91,8 @@ def test_a_thousand_programs_make_one_page(tmp_path):
     assert page.read_text().count('"kind": "repair"') == 990
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
-                    reason="needs Debian's chromium and chromium-driver (scripts/setup.sh installs them as root)")
+@needs(bool(CHROMIUM and CHROMEDRIVER),
+       "needs Debian's chromium and chromium-driver (scripts/setup.sh installs them as root)")
 def test_clicking_a_repair_shows_its_code_and_diff_in_chromium(scripted_run, tmp_path):
     from tests.browser import screenshot_view
 
@@ -104,7 +104,7 @@ def test_clicking_a_repair_shows_its_code_and_diff_in_chromium(scripted_run, tmp
     assert shot.stat().st_size > 10_000
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"), reason="needs Debian's chromium and chromium-driver")
+@needs(bool(CHROMIUM and CHROMEDRIVER), "needs Debian's chromium and chromium-driver")
 def test_a_thousand_program_tree_renders_and_responds(tmp_path):
     from tests.browser import screenshot_view
 
