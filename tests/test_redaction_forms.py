@@ -71,3 +71,35 @@ def test_a_secret_is_masked_percent_encoded_too(secret):
 
 def test_a_url_password_is_masked_even_percent_encoded_and_unknown():
     assert Redactor().text("https://me:p%40ss%2Fword@host/x") == f"https://me:{MARK}@host/x"
+
+
+def test_the_length_bound_and_the_words_that_are_never_secrets():
+    assert Redactor(["abcde1"]).secrets == {"abcde1"}  # six characters: long enough to look for
+    assert Redactor(["abcd1", "12345678", "  none  ", "NULL", "False"]).secrets == set()
+    # a value that says nothing is not masked under a secret name, in any case
+    for said in ("None", "NULL", "False", "Off"):
+        assert Redactor().message(f"api_key={said}") == f"api_key={said}"
+    assert Redactor().data({"api_key": True, "token": False, "password": None, "secret": 0}) == \
+        {"api_key": True, "token": False, "password": None, "secret": MARK}
+
+
+def test_a_masked_yaml_value_stays_yaml_and_a_quoted_one_keeps_its_quotes():
+    assert Redactor().message("password: hunter22") == f"password: '{MARK}'"
+    assert Redactor().message('password: "hunter22"') == f'password: "{MARK}"'
+    assert Redactor().message("password=hunter22") == f"password={MARK}"
+
+
+def test_a_path_in_a_secret_named_variable_is_a_place_not_a_secret(tmp_path):
+    key_file = tmp_path / "deploy-key"
+    key_file.write_text("x")
+    redactor = Redactor.from_sources(environ={
+        "DEPLOY_KEY_FILE": str(key_file), "SSH_KEY_HOME": "~", "GIT_TOKEN": "/not/a/real/path-token-123",
+        "RELATIVE_KEY": "relative-key-material"})
+    assert redactor.secrets == {"/not/a/real/path-token-123", quote("/not/a/real/path-token-123", safe=""),
+                                "relative-key-material"}
+
+
+def test_a_token_alone_in_a_url_is_masked_for_the_web_schemes_only():
+    assert Redactor().text("http://tok-abc123@host/x") == f"http://{MARK}@host/x"
+    assert Redactor().text("git+https://tok-abc123@host/x") == f"git+https://{MARK}@host/x"
+    assert Redactor().text("ftp://anonymous@host/x") == "ftp://anonymous@host/x"
