@@ -102,3 +102,14 @@ def test_a_daemon_restarted_by_the_script_was_up_before_and_stays_up(tmp_path):
     finally:
         restarted.kill()
         restarted.wait()
+
+
+def test_no_test_skips_or_reads_ci_on_its_own():
+    """Every skip goes through tests/ci.py, so none can hide a missing part under CI."""
+    forbidden = ("pytest.skip(", ".skipif(", "importorskip(", 'environ.get("CI"', "environ['CI']", 'environ["CI"]')
+    tests = Path(__file__).parent
+    offenders = [f"{path.name}:{number}" for path in sorted(tests.rglob("*.py"))
+                 if path.name not in ("ci.py", "test_ci_helpers.py")
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if any(word in line for word in forbidden)]
+    assert offenders == [], "use tests.ci.unavailable or tests.ci.needs instead"
