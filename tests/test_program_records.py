@@ -68,3 +68,12 @@ def test_an_old_record_without_the_optional_fields_still_reads():
     again = Program.from_record(record)
     assert (again.explanation, again.finish_reason, again.reply_issue, again.tokens) == (None, None, None, 0)
     assert all(o.actual == "" and o.error == "" for o in again.outcomes)
+
+
+def test_the_reply_issue_and_a_bare_feedback_survive_the_round_trip():
+    program = made(reply_issue="truncated", finish_reason="length")
+    record = program.record(TESTS)
+    record["feedback"] = {"test": 1}  # an older record kept only the index
+    again = Program.from_record(record)
+    assert again.reply_issue == "truncated" and again.finish_reason == "length"
+    assert again.outcomes[1] == TestOutcome("wrong", 0.5, actual="", error="")

@@ -103,3 +103,23 @@ def test_a_token_alone_in_a_url_is_masked_for_the_web_schemes_only():
     assert Redactor().text("http://tok-abc123@host/x") == f"http://{MARK}@host/x"
     assert Redactor().text("git+https://tok-abc123@host/x") == f"git+https://{MARK}@host/x"
     assert Redactor().text("ftp://anonymous@host/x") == "ftp://anonymous@host/x"
+
+
+def test_log_stack_traces_are_masked_and_a_second_install_replaces_the_first(caplog):
+    import logging
+
+    from seidr.redact import install_log_redaction
+
+    before = logging.getLogRecordFactory()
+    try:
+        install_log_redaction(Redactor(["first-secret-123"]))
+        install_log_redaction(Redactor(["stack-secret-456"]))
+        assert logging.getLogRecordFactory().base is before  # replaced, not wrapped twice
+        with caplog.at_level(logging.INFO):
+            logging.getLogger("seidr.test").info("first-secret-123 stack-secret-456", stack_info=True)
+    finally:
+        logging.setLogRecordFactory(before)
+    [record] = caplog.records
+    assert record.getMessage() == f"first-secret-123 {MARK}"
+    # the stack shows this test's source line, secret and all: masked
+    assert "stack_info=True" in record.stack_info and "stack-secret-456" not in record.stack_info
