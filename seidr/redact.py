@@ -215,7 +215,7 @@ def _config_secrets(node: Any) -> Iterator[str]:
 def _is_path(value: str) -> bool:
     try:
         return value.startswith(("/", "~")) and Path(value).expanduser().exists()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: ~name of no user (a token may start with ~)
         return False
 
 

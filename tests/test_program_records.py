@@ -77,3 +77,7 @@ def test_the_reply_issue_and_a_bare_feedback_survive_the_round_trip():
     again = Program.from_record(record)
     assert again.reply_issue == "truncated" and again.finish_reason == "length"
     assert again.outcomes[1] == TestOutcome("wrong", 0.5, actual="", error="")
+
+
+def test_feedback_names_no_input_for_a_test_beyond_the_tests_given():
+    assert made().record(TESTS[:2])["feedback"] == {"test": 2, "actual": "half", "error": "ZeroDivisionError"}

@@ -123,3 +123,12 @@ def test_log_stack_traces_are_masked_and_a_second_install_replaces_the_first(cap
     assert record.getMessage() == f"first-secret-123 {MARK}"
     # the stack shows this test's source line, secret and all: masked
     assert "stack_info=True" in record.stack_info and "stack-secret-456" not in record.stack_info
+
+
+def test_a_home_relative_path_is_a_place_and_a_value_no_path_can_be_is_a_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "deploy-key").write_text("x")
+    redactor = Redactor.from_sources(environ={"DEPLOY_KEY": "~/deploy-key", "API_TOKEN": "/tmp/a\0token-xyz",
+                                              "OTHER_TOKEN": "~no-such-user-tok3n"})
+    assert "~/deploy-key" not in redactor.secrets
+    assert {"/tmp/a\0token-xyz", "~no-such-user-tok3n"} <= redactor.secrets
