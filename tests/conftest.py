@@ -12,6 +12,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from seidr.config import CONFIG_DIR, REPO_ROOT, register_resolvers
+from tests.ci import apply_needs
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `needs(...)` (tests/ci.py) skips without its part, or fails under CI."""
+    apply_needs(item)
 
 
 def find_data_dir() -> Path | None:

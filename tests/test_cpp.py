@@ -11,13 +11,14 @@ from seidr.execution.base import ExecutionLimits
 from seidr.execution.cpp import CppExecutor
 from seidr.execution.sandbox import Sandbox, bwrap_works
 from seidr.problem import Example
+from tests.ci import needs
 
 LIMITS = ExecutionLimits(test_timeout_s=1, test_cpu_s=1, total_timeout_s=20, compile_timeout_s=30)
 DOUBLE = [Example(f"{n}\n", f"{2 * n}\n") for n in range(3)]
 GOOD = "#include <iostream>\nint main() { long n; std::cin >> n; std::cout << 2 * n << std::endl; }\n"
 # under CI a missing dependency that setup installs must fail, not skip (.ci/run sets CI)
-LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
-    not bwrap_works() and not os.environ.get("CI"), reason="bubblewrap is not installed or cannot make namespaces here"))]
+LEVELS = ["process", pytest.param("namespace", marks=needs(
+    bwrap_works(), "bubblewrap is not installed or cannot make namespaces here"))]
 
 
 @pytest.fixture(params=LEVELS)

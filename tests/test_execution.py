@@ -17,6 +17,7 @@ from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox, bwrap_works
 from seidr.execution.scoring import score_stdout
 from seidr.problem import Example
+from tests.ci import needs, unavailable
 
 LIMITS = ExecutionLimits(test_timeout_s=0.5, test_cpu_s=1, total_timeout_s=15, max_processes=64)
 DOUBLE = [Example(f"{n}\n", f"{2 * n}\n") for n in range(3)]
@@ -24,8 +25,8 @@ ROOT = os.geteuid() == 0
 
 
 # under CI a missing dependency that setup installs must fail, not skip (.ci/run sets CI)
-LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
-    not bwrap_works() and not os.environ.get("CI"), reason="bubblewrap is not installed or cannot make namespaces here"))]
+LEVELS = ["process", pytest.param("namespace", marks=needs(
+    bwrap_works(), "bubblewrap is not installed or cannot make namespaces here"))]
 
 
 @pytest.fixture(params=LEVELS)
@@ -195,7 +196,7 @@ def test_the_working_directory_is_private_and_removed(run):
     assert workdir.startswith("/") and "seidr-run-" in workdir and not os.path.exists(workdir)
 
 
-@pytest.mark.skipif(not ROOT, reason="the privilege drop only happens when seidr runs as root")
+@needs(ROOT, "the privilege drop only happens when seidr runs as root")
 def test_as_root_the_program_runs_unprivileged(run, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
@@ -209,7 +210,7 @@ def test_as_root_the_program_runs_unprivileged(run, tmp_path):
     assert outcome.status == "error" and not (tmp_path / "planted").exists()
 
 
-@pytest.mark.skipif(not ROOT, reason="RLIMIT_NPROC binds only an unprivileged user")
+@needs(ROOT, "RLIMIT_NPROC binds only an unprivileged user")
 def test_fork_bomb_is_contained(run):
     limits = ExecutionLimits(test_timeout_s=1, total_timeout_s=10, max_processes=32)
     code = ("import os\nn = int(input())\nwhile n == 0:\n    try:\n        os.fork()\n    except OSError:\n"
@@ -282,7 +283,7 @@ def test_writes_to_home_and_project_folders_fail(run, isolation):
     code = "import sys\nassert sys.argv == ['program']\nfor path in %r:\n    try:\n        open(path, 'w').write('x')\n" \
            "        print('wrote', path)\n    except OSError as error:\n        print('refused', type(error).__name__)\n" % (targets,)
     if not ROOT and isolation == "process":
-        pytest.skip("at the process level without root the program has the user's own rights")
+        unavailable("at the process level without root the program has the user's own rights")
     [outcome] = run(code, DOUBLE[:1])
     # it ran and tried both: one refusal per target
     assert [line.split()[0] for line in outcome.actual.splitlines()] == ["refused"] * len(targets)
@@ -332,7 +333,7 @@ def test_network_is_reachable_only_at_the_process_level(run, isolation):
         assert outcome.actual == "connected\n"  # documented: the process level does not block the network
 
 
-@pytest.mark.skipif(not ROOT, reason="run users (and their sweeps) exist only when seidr runs as root")
+@needs(ROOT, "run users (and their sweeps) exist only when seidr runs as root")
 def test_runs_of_separate_sandboxes_never_sweep_each_other(isolation, monkeypatch):
     """Every run ends by killing all processes of its uid; two seidr sandboxes (two jobs on one
     node) must therefore never hand out the same uid at the same time. Both are made to want the

@@ -24,6 +24,8 @@ import pytest
 
 from seidr.config import REPO_ROOT
 from seidr.execution.sandbox import bwrap_works
+from tests import ci
+from tests.ci import unavailable
 
 CHECK = r"""
 import asyncio, json, sys
@@ -75,7 +77,7 @@ def standalone_python(prefix: Path) -> Path:
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     binary, stdlib = Path("/usr/bin") / version, Path("/usr/lib") / version
     if not (binary.is_file() and (stdlib / "os.py").is_file()):
-        pytest.skip(f"no system {version} to copy as a standalone interpreter")
+        unavailable(f"no system {version} to copy as a standalone interpreter")
     (prefix / "bin").mkdir(parents=True)
     shutil.copy2(binary, prefix / "bin" / version)
     os.symlink(version, prefix / "bin" / "python3")
@@ -158,21 +160,21 @@ def test_seidrs_own_interpreter(isolation):
 def test_system_interpreter_venv(place, isolation):
     needs(isolation)
     if not SYSTEM_PYTHON.exists():
-        pytest.skip("no system python3 at /usr/bin/python3")
+        unavailable("no system python3 at /usr/bin/python3")
     version = subprocess.run([str(SYSTEM_PYTHON), "-c", "import sys; print(sys.version_info >= (3, 11))"],
                              capture_output=True, text=True).stdout.strip()
     if version != "True":
-        pytest.skip("the system python3 is older than 3.11")
+        unavailable("the system python3 is older than 3.11")
     check(make_venv(str(SYSTEM_PYTHON), place / "venv", seidr_copy(place)), isolation)
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="already a normal user: every other case here runs as one")
+@ci.needs(IS_ROOT, "already a normal user: every other case here runs as one")
 @pytest.mark.parametrize("isolation", ["auto", "process"])
 def test_seidr_run_by_a_normal_user(home_place, isolation):
     """seidr itself unprivileged (no run-user switch): its venv in a home folder of its own."""
     owner = 65534  # nobody
     if not SYSTEM_PYTHON.exists():
-        pytest.skip("no system python3 for a normal user (ours is in root's closed home)")
+        unavailable("no system python3 for a normal user (ours is in root's closed home)")
     python = make_venv(str(SYSTEM_PYTHON), home_place / "proj" / ".venv", seidr_copy(home_place))
     subprocess.run(["chown", "-R", f"{owner}:{owner}", str(home_place)], check=True)
     check(python, isolation, user=owner)

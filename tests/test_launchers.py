@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from seidr.config import REPO_ROOT
+from tests.ci import unavailable
+from tests.daemons import Daemons
 from tests.test_cli import run_main
 
 pytestmark = pytest.mark.slow
@@ -89,21 +91,25 @@ def test_local_submitit_sweep(data_dir: Path, cache_dir: Path, tmp_path: Path) -
 def slurm_unavailable(reason: str) -> None:
     """In CI (CI set, as CI services set it) a cluster that cannot be brought up fails the test:
     the setup installs Slurm there, so a skip would hide that it broke. Elsewhere it is a skip."""
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"CI={os.environ['CI']}: {reason}", pytrace=False)
-    pytest.skip(reason)
+    unavailable(reason)
 
 
 @pytest.fixture(scope="session")
-def slurm() -> None:
-    """A one-node Slurm cluster on this machine, started (and installed if need be) by the script."""
+def slurm() -> Iterator[None]:
+    """A one-node Slurm cluster on this machine, started (and installed if need be) by the script.
+    After the session the daemons it started are stopped; a cluster that was already up stays up."""
     if os.geteuid() != 0:
         slurm_unavailable("Slurm needs root to start: run `bash scripts/slurm-up.sh` and the tests as root")
-    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "slurm-up.sh")], capture_output=True,
-                          text=True, timeout=1200)
-    if proc.returncode != 0:
-        message = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        slurm_unavailable(f"scripts/slurm-up.sh failed ({proc.returncode}): {message}")
+    daemons = Daemons.snapshot()
+    try:
+        proc = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "slurm-up.sh")], capture_output=True,
+                              text=True, timeout=1200)
+        if proc.returncode != 0:
+            message = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+            slurm_unavailable(f"scripts/slurm-up.sh failed ({proc.returncode}): {message}")
+        yield
+    finally:
+        daemons.stop_started()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from seidr.llm.base import Message
 from seidr.llm.openai_compat import OpenAIBackend
 from seidr.llm.weights import default_gguf
+from tests.ci import unavailable
 
 
 def free_port() -> int:
@@ -25,8 +26,10 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_openai_backend_against_llama_cpp_server():
-    if not os.environ.get("CI"):  # under CI the dev extras are installed: a failed import must fail
-        pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is part of the dev extras")
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        unavailable("llama-cpp-python[server] is part of the dev extras")
     model = default_gguf(os.path.join(os.path.expanduser(os.environ.get("SEIDR_CACHE_DIR", "~/.cache/seidr")), "models"))
     port = free_port()
     server = subprocess.Popen(

@@ -26,6 +26,7 @@ from seidr.execution.cpp import CppExecutor
 from seidr.execution.preflight import preflight
 from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox, bwrap_works
+from tests.ci import needs, unavailable
 from tests.servers.openai_server import OpenAIServer
 from tests.test_install_layouts import SYSTEM_PYTHON, standalone_python
 
@@ -45,7 +46,7 @@ def flaky_python(folder: Path, works_for: int) -> Path:
     """An interpreter that starts `works_for` times, then exits 3 saying why (a machine that
     broke: a disk that went away, an interpreter uninstalled under a running job)."""
     if not SYSTEM_PYTHON.exists():
-        pytest.skip("needs the system python3 (readable by the run user)")
+        unavailable("needs the system python3 (readable by the run user)")
     script = folder / "python"
     # the count under a lock: the preflight starts its canaries at the same time
     script.write_text(f"""#!/bin/sh
@@ -115,7 +116,7 @@ def test_a_sandbox_that_breaks_mid_run_stops_the_run_and_keeps_what_was_recorded
     assert kept[: len(programs)] == programs and len(kept) == 6
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the run user exists only when seidr runs as root")
+@needs(os.geteuid() == 0, "the run user exists only when seidr runs as root")
 @pytest.mark.parametrize("isolation", ["namespace", "process"])
 async def test_a_standard_library_the_run_user_cannot_read_is_the_machines_fault(place, isolation):
     if isolation == "namespace" and not bwrap_works():
@@ -171,7 +172,7 @@ def broken_link_compiler(folder: Path) -> Path:
     objects it is asked for with -c come out empty (a wrapper that mishandles -c)."""
     real = shutil.which("g++")
     if real is None:
-        pytest.skip("needs g++")
+        unavailable("needs g++")
     script = folder / "g++"
     script.write_text(f"""#!/bin/sh
 for arg in "$@"; do

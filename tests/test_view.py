@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import shutil
 from collections import Counter
 from html.parser import HTMLParser
@@ -17,11 +16,11 @@ from seidr.view import (ASSETS, code_diff, load_run, main, render, solution_path
 from tests.servers.openai_server import OpenAIServer
 from tests.test_cli import read_run, run_main
 from tests.test_resume import deep_reply
+from tests.ci import needs
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-needs_chromium = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
-                                    reason="needs Debian's chromium and chromium-driver (scripts/setup.sh installs "
-                                           "them as root)")
+needs_chromium = needs(bool(CHROMIUM and CHROMEDRIVER),
+                       "needs Debian's chromium and chromium-driver (scripts/setup.sh installs them as root)")
 
 
 class PageParts(HTMLParser):

@@ -2,11 +2,12 @@
 spent: if their verdicts are not exactly pass and wrong, the machine (sandbox, interpreter,
 compiler) is at fault, and a run would score every program as failing for the machine's sake.
 
-C++ function tasks go through a protocol of their own (seidr's checker calling the program's
-functions in the program's own process, each test reporting with a per-run secret; see
-cpp_protocol.py), which can break where stdin/stdout programs still work (a toolchain that cannot
-link a separately compiled object, a sandbox that drops the secret's descriptor): it gets a pair of
-canaries of its own."""
+Function tasks go through a protocol of their own, which can break where stdin/stdout programs
+still work: in Python the tests run in seidr's harness outside the program's process, calling the
+program's function through a proxy with only the prompt's preamble (see harness.py); in C++ seidr's
+checker calls the program's functions in the program's own process, each test reporting with a
+per-run secret (see cpp_protocol.py: a toolchain that cannot link a separately compiled object, a
+sandbox that drops the secret's descriptor). Each language gets a pair of function canaries too."""
 
 from __future__ import annotations
 
@@ -38,15 +39,27 @@ CANARIES = {
     ),
 }
 TESTS = (Example("21\n", "42\n"), Example("-5\n", "-10\n"))
-# The same for a C++ function task (HumanEval-X's shape): each test a file whose main() asserts
+# The same for a function task. Python (HumanEval's shape): each test an assert on the function,
+# run beside the prompt's preamble, which the program's code also starts with (as seidr prepends it)
+FUNCTION_PREAMBLE = {"python": "from typing import List\n\n\n", "cpp": ""}
+PYTHON_FUNCTION_TESTS = (Example("candidate = twice\nassert candidate(21) == 42\n"),
+                         Example("candidate = twice\nassert candidate(-5) == -10\n"))
 FUNCTION_CANARIES = {
+    "python": (
+        # List (a def-time annotation) comes from the preamble, as in a HumanEval program
+        "import collections, copy, fractions, math\n\n\ndef twice(n: int, extra: List[int] = ()) -> int:\n"
+        "    return copy.deepcopy(collections.Counter({n: 2}))[n] * n + math.floor(fractions.Fraction(0)) "
+        "+ len(extra)\n",
+        "def twice(n: int) -> int:\n    return 2 * n + 1\n",
+    ),
     "cpp": (
         "#include <vector>\nlong long twice(long long n) {\n    std::vector<long long> v{n, n};\n"
         "    return v[0] + v[1];\n}\n",
         "#include <vector>\nlong long twice(long long n) {\n    return 2 * n + 1;\n}\n",
     ),
 }
-# the task's prompt, as a dataset gives it: the checker calls the program with this signature
+# C++ (HumanEval-X's shape): the task's prompt, as a dataset gives it (the checker calls the program
+# with this signature), and each test a file whose main() asserts
 FUNCTION_SIGNATURE = "#include <vector>\n// twice the number\nlong long twice(long long n) {\n"
 FUNCTION_TESTS = (Example("#include <cassert>\nint main() {\n    assert(twice(21) == 42);\n}\n"),
                   Example("#include <cassert>\nint main() {\n    assert(twice(-5) == -10);\n}\n"))
@@ -70,11 +83,15 @@ async def preflight(executor: Any, modes: Sequence[TestMode] = ("stdio", "functi
         checks += [("stdio", right, "pass", TESTS), ("stdio", wrong, "wrong", TESTS)]
     if "function" in modes and language in FUNCTION_CANARIES:
         right, wrong = FUNCTION_CANARIES[language]
-        checks += [("function", right, "pass", FUNCTION_TESTS), ("function", wrong, "wrong", FUNCTION_TESTS)]
+        preamble = FUNCTION_PREAMBLE[language]
+        tests = PYTHON_FUNCTION_TESTS if language == "python" else FUNCTION_TESTS
+        checks += [("function", preamble + right, "pass", tests), ("function", preamble + wrong, "wrong", tests)]
     # at once: a C++ canary is mostly compiling, and the compiles are independent
-    results = await asyncio.gather(*(executor.run(code, tests, mode, entry_point="twice",
-                                                  signature=FUNCTION_SIGNATURE if mode == "function" else None)
-                                     for mode, code, _, tests in checks))
+    results = await asyncio.gather(*(
+        executor.run(code, tests, mode, entry_point="twice",
+                     **({"signature": FUNCTION_SIGNATURE, "preamble": FUNCTION_PREAMBLE[language]}
+                        if mode == "function" else {}))
+        for mode, code, _, tests in checks))
     for (mode, _, expected, _), outcomes in zip(checks, results):
         bad = next((o for o in outcomes if o.status != expected), None)
         if bad is not None:
