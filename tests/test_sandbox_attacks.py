@@ -16,12 +16,12 @@ from seidr.execution.python import PythonExecutor
 from seidr.execution.cgroup import DEFAULT_ROOT
 from seidr.execution.sandbox import Sandbox, bwrap_works, cgroup_layout
 from seidr.problem import Example
+from tests.ci import needs, unavailable
 
 LIMITS = ExecutionLimits(test_timeout_s=2, test_cpu_s=2, total_timeout_s=30)
 ROOT = os.geteuid() == 0
-LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
-    not bwrap_works() and not os.environ.get("CI"),
-    reason="bubblewrap is not installed or cannot make namespaces here"))]
+LEVELS = ["process", pytest.param("namespace", marks=needs(
+    bwrap_works(), "bubblewrap is not installed or cannot make namespaces here"))]
 # the increment task: a program that attacks on input 1 only and answers the rest honestly
 TESTS = [Example("1\n", "2\n"), Example("2\n", "3\n"), Example("3\n", "4\n")]
 HONEST_TAIL = "print(n + 1)\n"
@@ -110,7 +110,7 @@ KEYRING = {
 }
 
 
-@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the system call numbers here are x86_64's")
+@needs(os.uname().machine == "x86_64", "the system call numbers here are x86_64's")
 def test_a_program_cannot_leave_data_in_the_kernel_keyring(isolation):
     """Guards the seccomp filter's refusal of add_key/request_key/keyctl (harness.py): a run
     user's keyring is not namespaced and outlives its processes, so a key added by one run
@@ -143,8 +143,8 @@ PRIORITY = {
 }
 
 
-@pytest.mark.skipif(not ROOT and not os.environ.get("CI"), reason="as root only: seidr's own user could do this")
-@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the system call numbers here are x86_64's")
+@needs(ROOT, "as root only: seidr's own user could do this")
+@needs(os.uname().machine == "x86_64", "the system call numbers here are x86_64's")
 def test_a_program_cannot_take_priority_over_seidr(isolation):
     """Guards the privilege drop to the run user: with root's rights a real-time program
     starves seidr on a small machine (a spinning SCHED_FIFO process owns its core)."""
@@ -166,7 +166,7 @@ HOST_DEVICES = {
 }
 
 
-@pytest.mark.skipif(not ROOT and not os.environ.get("CI"), reason="as root only: the run user is what stops this")
+@needs(ROOT, "as root only: the run user is what stops this")
 def test_a_program_cannot_write_to_terminals_or_the_kernel(isolation):
     """Guards the new session without a terminal and the privilege drop: a program that could
     write on seidr's terminal could forge what its user sees; one that wrote the kernel's
@@ -189,7 +189,7 @@ SUPERVISOR = {
 }
 
 
-@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the system call numbers here are x86_64's")
+@needs(os.uname().machine == "x86_64", "the system call numbers here are x86_64's")
 def test_a_stdio_program_cannot_reach_its_supervisor(isolation):
     """Guards the supervisor being non-dumpable (its memory holds every test's input and its pipe
     to seidr): the privilege drop makes it so as root, harness.apply_limits' PR_SET_DUMPABLE
@@ -212,7 +212,7 @@ def function_report(code: str, isolation: str) -> str:
     return outcomes[0].actual
 
 
-@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the system call numbers here are x86_64's")
+@needs(os.uname().machine == "x86_64", "the system call numbers here are x86_64's")
 def test_a_function_program_cannot_reach_the_process_that_holds_its_tests(isolation):
     """Guards the non-dumpable supervisor on function tasks, where it holds the tests' expected
     values: the program's interpreter is its child, of the same user."""
@@ -275,8 +275,7 @@ def test_a_crash_leaves_no_core_file(isolation):
     assert printed(code, isolation).strip() == "[]"
 
 
-needs_root = pytest.mark.skipif(not ROOT and not os.environ.get("CI"),
-                                reason="a run user of its own exists only when seidr runs as root")
+needs_root = needs(ROOT, "a run user of its own exists only when seidr runs as root")
 
 
 @needs_root
@@ -343,15 +342,15 @@ def test_a_compiled_daemon_cannot_overwrite_later_tests_output(isolation):
     assert [o.status for o in outcomes] == ["pass", "pass", "pass"], [o.actual for o in outcomes]
 
 
-CGROUPS_OR_CI = (ROOT and cgroup_layout(DEFAULT_ROOT)[0] is not None) or bool(os.environ.get("CI"))
+CGROUPS = ROOT and cgroup_layout(DEFAULT_ROOT)[0] is not None
 
 
 def test_filling_shared_memory_is_the_program_s_memory_and_is_removed(isolation):
     """Guards the cgroup's memory limit (tmpfs pages in /dev/shm are charged to the program) and
     the sweep of /dev/shm after the run (process level), or /dev/shm being closed (namespace):
     RAM-backed files would otherwise outlive the run, past any memory limit."""
-    if isolation == "process" and not CGROUPS_OR_CI:
-        pytest.skip("without cgroups only the per-process limits hold (documented)")
+    if isolation == "process" and not CGROUPS:
+        unavailable("without cgroups only the per-process limits hold (documented)")
     tag = f"seidr-shm-{os.getpid()}"
     code = (f"import os\nfor i in range(48):\n    with open(f'/dev/shm/{tag}-{{i}}', 'wb') as f:\n"
             "        for _ in range(16):\n            f.write(bytes(1 << 20))\nprint(2)\n")

@@ -22,15 +22,14 @@ from seidr.execution.base import ExecutionLimits
 from seidr.execution.python import PythonExecutor
 from seidr.execution.sandbox import Sandbox, bwrap_works
 from seidr.problem import Example
+from tests.ci import needs
 
 LIMITS = ExecutionLimits(test_timeout_s=2, test_cpu_s=2, total_timeout_s=30)
 ROOT = os.geteuid() == 0
-LEVELS = ["process", pytest.param("namespace", marks=pytest.mark.skipif(
-    not bwrap_works() and not os.environ.get("CI"),
-    reason="bubblewrap is not installed or cannot make namespaces here"))]
+LEVELS = ["process", pytest.param("namespace", marks=needs(
+    bwrap_works(), "bubblewrap is not installed or cannot make namespaces here"))]
 # a run user of its own (and so everything the process level does with it) needs root
-needs_root = pytest.mark.skipif(not ROOT and not os.environ.get("CI"),
-                                reason="a run user of its own exists only when seidr runs as root")
+needs_root = needs(ROOT, "a run user of its own exists only when seidr runs as root")
 
 
 @pytest.fixture(params=LEVELS)
