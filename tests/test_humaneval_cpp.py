@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,79 @@ def test_all_164_canonical_solutions_pass_and_defaulted_ones_fail(dataset, execu
         return [e for e in await asyncio.gather(*(check(n, slots) for n in dataset.problem_names())) if e]
 
     assert asyncio.run(check_all()) == []
+
+
+# Every header a C++ program here can include: the C++ library (all in bits/stdc++.h), the C
+# library's headers, POSIX's and glibc's, and the libraries HumanEval-X links (boost::any, OpenSSL)
+EVERY_HEADER = """bits/stdc++.h assert.h complex.h ctype.h errno.h fenv.h float.h inttypes.h iso646.h limits.h locale.h
+math.h setjmp.h signal.h stdalign.h stdarg.h stdbool.h stddef.h stdint.h stdio.h stdlib.h string.h tgmath.h time.h
+uchar.h wchar.h wctype.h aio.h alloca.h argz.h arpa/inet.h byteswap.h cpio.h crypt.h dirent.h dlfcn.h endian.h
+envz.h err.h error.h execinfo.h fcntl.h fmtmsg.h fnmatch.h fstab.h ftw.h getopt.h glob.h grp.h gshadow.h iconv.h
+ifaddrs.h langinfo.h libgen.h link.h malloc.h mcheck.h memory.h mntent.h monetary.h mqueue.h net/if.h netdb.h
+netinet/in.h netinet/tcp.h nl_types.h obstack.h poll.h printf.h pthread.h pty.h pwd.h regex.h sched.h search.h
+semaphore.h shadow.h spawn.h stdio_ext.h strings.h syslog.h tar.h termios.h threads.h ulimit.h unistd.h utime.h
+utmp.h utmpx.h values.h wordexp.h sys/epoll.h sys/eventfd.h sys/file.h sys/inotify.h sys/ioctl.h sys/ipc.h
+sys/mman.h sys/mount.h sys/msg.h sys/param.h sys/personality.h sys/poll.h sys/prctl.h sys/ptrace.h sys/random.h
+sys/resource.h sys/select.h sys/sem.h sys/sendfile.h sys/shm.h sys/signalfd.h sys/socket.h sys/stat.h
+sys/statvfs.h sys/syscall.h sys/sysinfo.h sys/sysmacros.h sys/time.h sys/timerfd.h sys/times.h sys/types.h
+sys/uio.h sys/un.h sys/utsname.h sys/wait.h sys/xattr.h boost/any.hpp openssl/md5.h""".split()
+# (first: C11's <threads.h> and C++'s <mutex> both declare once_flag, so no `using namespace std` before them)
+INCLUDE_EVERY_HEADER = "".join(f"#include <{header}>\n" for header in EVERY_HEADER) + "using namespace std;\n"
+REACHED = "seidr-test: the program's function ran"
+
+
+def names_the_headers_declare(compiler: str) -> set[str]:
+    """Every identifier in the preprocessed text of all the headers (a superset of the names
+    they declare)."""
+    preprocessed = subprocess.run([compiler, "-std=c++17", "-E", "-P", "-x", "c++", "-"], input=INCLUDE_EVERY_HEADER,
+                                  capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"\b[A-Za-z_]\w*\b", preprocessed))
+
+
+# The 164 problems in parts of this size, a test each (each part takes minutes: every program
+# includes every header, and its server too)
+PART = 41
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("part", range(4))
+def test_no_header_the_program_includes_takes_the_tests_calls_of_any_problem(dataset, executor, part):
+    """All 164 problems, each with a wrong function that includes every header and says when it
+    runs: every test's calls reach it (it speaks in every test's output) and the program is not
+    solved. Where a header declares the entry point's name (strlen, exchange, unique, search...),
+    the canonical solution with every header passes too."""
+    clashing = names_the_headers_declare(executor.compiler)
+    assert "strlen" in clashing and "unique" in clashing  # the scan sees the headers
+
+    async def check(name: str, slots: asyncio.Semaphore) -> list[str]:
+        problem = dataset.load(name, seed=0)
+        record = dataset.records()[name]
+        judged = {"entry_point": problem.entry_point, "signature": problem.signature, "preamble": problem.preamble}
+        wrong_body = f'    printf("{REACHED}\\n");\n    return {{}};\n}}\n'
+        errors = []
+        async with slots:
+            wrong = await executor.run(INCLUDE_EVERY_HEADER + problem.preamble + record["prompt"] + wrong_body,
+                                       problem.valid, "function", **judged)
+            if problem.entry_point in clashing:
+                right = await executor.run(INCLUDE_EVERY_HEADER + problem.preamble + canonical(dataset, name),
+                                           problem.valid, "function", **judged)
+                if not all(o.passed for o in right):
+                    errors.append(f"{name}: the canonical solution fails: {next(o for o in right if not o.passed)}")
+        if all(o.passed for o in wrong):
+            errors.append(f"{name}: a wrong function passes every test")
+        errors += [f"{name}: test {k} did not reach the program's function: {o}" for k, o in enumerate(wrong)
+                   if REACHED not in o.actual]
+        return errors
+
+    async def check_all(names: list[str]) -> list[str]:
+        slots = asyncio.Semaphore(2)
+        found = await asyncio.gather(*(check(name, slots) for name in names))
+        return [error for errors in found for error in errors]
+
+    names = dataset.problem_names()
+    assert len(names) == 164 and PART * 4 >= len(names)
+    assert asyncio.run(check_all(names[part * PART:(part + 1) * PART])) == []
 
 
 # ---- a search ----

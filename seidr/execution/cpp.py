@@ -62,12 +62,14 @@ class CppExecutor:
                   preamble: str = "", signature: str | None = None) -> list[TestOutcome]:
         """One outcome per test, in order; a compile error is the verdict of every test. A function
         task's `signature` (the prompt, ending in the entry point's opening line) gives the checker
-        the dataset's entry point signature and helpers (cpp_protocol.Task); without it, the
-        checker calls every function of the program the tests call, as the program declares it."""
+        the dataset's entry point signature and helpers (cpp_protocol.Task), and the `preamble`
+        (the dataset's code every program starts with) the headers the checker includes besides the
+        prompt's; without it, the checker calls every function of the program the tests call, as the
+        program declares it, with the program's library headers."""
         if not tests:
             return []
         if mode == "function":
-            known = task(signature, entry_point) if signature and entry_point else None
+            known = task(signature, entry_point, preamble) if signature and entry_point else None
             if signature and entry_point and known is None:
                 raise SeidrError(f"the task's prompt declares no function {entry_point!r} seidr can call")
             return await self._run_functions(code, tests, known)

@@ -12,7 +12,10 @@ builds two binaries from a program and its tests:
   the program: a program's `rand()` does not choose the tests' inputs, its `poly()` does not judge
   its `find_zero()`, and its overloads cannot take the caller's arguments by reference. (Without a
   Task, as in unit tests, every function of the program the tests call is a stub with the
-  program's own signature.) The asserts run here, and when a test's code returns,
+  program's own signature.) Nor do the program's headers reach it: the checker includes the
+  dataset's and seidr's, and the tests' calls of the entry point reach the stub however many
+  functions of the same name the headers declare (`int strlen(string)` beside libc's
+  `strlen(const char *)`). The asserts run here, and when a test's code returns,
   the checker writes `seidr-pass <index> <pid> <secret>` on fd 4 with a secret made for that run
   that it reads from fd 3 (harness.run_reported checks the line).
 - the **server** (`program_source` + `server_source`): the program's translation unit as written
@@ -32,7 +35,8 @@ not a well-formed value of the declared type fails the test.
 
 The server declares the program's functions itself, from the program's own definitions (their
 declarators, checked to hold nothing but names and types), and calls the entry point by name with
-the dataset's argument types: the program's `#define`s never reach seidr's code, and any spelling
+the dataset's argument types, its declarations in the call's own block so that no library function
+of that name can take the call: the program's `#define`s never reach seidr's code, and any spelling
 of the function a direct call would accept works. Compiling is most of the cost (about a second per g++ call): the checker and the
 server's object depend only on the tests and the program's declarations, so a search's programs
 mostly share them, and each program costs one compile, its own file linked with the server."""
@@ -115,6 +119,12 @@ class Signature:
     name: str
     parameters: tuple[str, ...]
 
+    def named(self, name: str) -> Signature:
+        """The same signature (default arguments kept) under another name."""
+        head = f"{self.returns}{self.name}"
+        assert self.declaration.startswith(head), self.declaration
+        return Signature(f"{self.returns}{name}{self.declaration[len(head):]}", self.returns, name, self.parameters)
+
     def renamed(self, name: str) -> str:
         """The declaration of a function of the same type under another name (no defaults)."""
         return f"{self.returns}{name}({', '.join(kind.replace('@', '') for kind in self.parameters)})"
@@ -181,6 +191,12 @@ def _signatures(code: str, header: str, tests: Sequence[tuple[str, int]]) -> lis
     return found
 
 
+# Headers every checker of a task includes (HumanEval-X's declarations all have them): a test's
+# `abs(x - y) < 1e-6` means the floating-point abs whatever the prompt includes
+CHECKER_BASE_HEADERS = ("#include <stdio.h>", "#include <stdlib.h>", "#include <math.h>", "#include <algorithm>")
+# The stubs' own names in the checker: no library declares a name with this prefix
+STUB_PREFIX = "seidr_entry_"
+
 # The tests' assert, after their own headers (so that it is the one in force): a failure reports
 # itself on stderr (scoring.FAILED_ASSERTION tells a wrong answer from a crash) and ends the test
 ASSERT_MACRO = ("#define assert(...) ((__VA_ARGS__) ? (void)0 : "
@@ -188,28 +204,43 @@ ASSERT_MACRO = ("#define assert(...) ((__VA_ARGS__) ? (void)0 : "
 
 
 def checker_source(code: str, header: str, tests: Sequence[tuple[str, int]], known: Task | None = None) -> str:
-    """seidr's binary (see the module's docstring): the program's library headers (the tests use
-    their names), the task's helpers and a stub for its entry point (with `known`; without, a stub
-    for each function of the program the tests call, declared as the program declares it), the
-    tests' shared code, each test body (with the line it starts at in its test file) as
-    `seidr_test_<k>()`, and a `main` that runs the test whose index it reads on stdin and reports
-    its end. `#line` makes compiler messages and assertion failures point at the lines of the test
-    file as they are shown."""
-    parts = ['#line 1 "seidr-checker.cpp"', *_library_includes(code), '#include "seidr_checker.hpp"',
-             "namespace std {}", "using namespace std;"]
+    """seidr's binary (see the module's docstring): headers, the task's helpers and a stub for its
+    entry point (with `known`; without, a stub for each function of the program the tests call,
+    declared as the program declares it), the tests' shared code, each test body (with the line it
+    starts at in its test file) as `seidr_test_<k>()`, and a `main` that runs the test whose index
+    it reads on stdin and reports its end. `#line` makes compiler messages and assertion failures
+    point at the lines of the test file as they are shown.
+
+    With `known`, the headers are the dataset's and seidr's only (`Task.includes`, the prompt's and
+    CHECKER_BASE_HEADERS): nothing the program wrote reaches this translation unit, so its
+    `#include <cstring>` cannot bring a `strlen(const char *)` that outbids the stub of an entry
+    point called `strlen`. Whatever the headers declare, the tests' calls reach the stub: after
+    the last header, each stubbed name is a macro for the stub's own name (`seidr_entry_<name>`),
+    which no library declares."""
+    stubbed = _stubbed(code, header, tests, known)
+    includes = [*CHECKER_BASE_HEADERS, *known.includes] if known is not None else _library_includes(code)
+    parts = ['#line 1 "seidr-checker.cpp"', *includes, '#include "seidr_checker.hpp"', "namespace std {}",
+             "using namespace std;"]
     if known is not None:
         parts += ['#line 1 "prompt.cpp"', known.helpers.rstrip("\n"), '#line 1 "seidr-checker.cpp"']
-    for k, function in enumerate(_stubbed(code, header, tests, known)):
+    # the tests' own headers before the renaming, so that it reaches no library declaration
+    parts += [line for line, masked in zip(header.splitlines(), mask(header).splitlines())
+              if _SYSTEM_INCLUDE.fullmatch(masked)]
+    renamed = list(dict.fromkeys(function.name for function in stubbed))
+    for k, function in enumerate(stubbed):
+        stub = function.named(STUB_PREFIX + function.name)
         names = [f"seidr_a{n}" for n in range(len(function.parameters))]
-        parts += [f"{function.declaration};", f"{function.renamed(f'seidr_signature_{k}')};",
-                  f"{function.defined(names)} {{",
+        parts += [f"{stub.declaration};", f"{stub.renamed(f'seidr_signature_{k}')};", f"{stub.defined(names)} {{",
                   f"    return seidr_checker::stub<decltype(seidr_signature_{k})>::call({k}, \"{function.name}\""
                   + "".join(f", {n}" for n in names) + ");", "}"]
+    for name in renamed:
+        parts += [f"#undef {name}", f"#define {name} {STUB_PREFIX}{name}"]
     parts += ['#line 1 "test.cpp"', header.rstrip("\n"), '#line 1 "seidr-checker.cpp"', "#undef assert",
               ASSERT_MACRO]
     for k, (body, line) in enumerate(tests):
         parts += [f"static int seidr_test_{k}() {{", f'#line {line} "test.cpp"', body.rstrip("\n"), "    return 0;",
                   "}", '#line 1 "seidr-checker.cpp"']
+    parts += [f"#undef {name}" for name in renamed]  # the tests' code ends here
     cases = "\n".join(f"        case {k}: seidr_test_{k}(); seidr_checker::passed({k});" for k in range(len(tests)))
     parts += ["int main(int argc, char **argv) {", "    seidr_checker::start(argc, argv);",
               "    switch (seidr_checker::read_index()) {", cases, "    }", "    return 2;", "}"]
@@ -232,9 +263,17 @@ def server_source(code: str, header: str, tests: Sequence[tuple[str, int]], know
     parts = ['#line 1 "seidr-server.cpp"', *_library_includes(code), '#include "seidr_server.hpp"',
              "namespace std {}", "using namespace std;"]
     cases = []
-    for function, declaration in _called_functions(code, header, tests):
-        if known is None or function.name == known.entry.name:
-            parts.append(f"{declaration};")
+    declared = _called_functions(code, header, tests)
+    if known is None:
+        parts += [f"{declaration};" for _, declaration in declared]
+    # the program's own declarations of the entry point, at block scope in the call: a name found
+    # there hides every other declaration (a library's function of the same name, std's by
+    # `using namespace std`) and turns off argument-dependent lookup
+    # (none readable: the dataset's, so that the call links to the program's function or fails)
+    entry = " ".join(f"{declaration};" for function, declaration in declared
+                     if known is not None and function.name == known.entry.name)
+    if known is not None and not entry:
+        entry = f"{known.entry.declaration};"
     for k, function in enumerate(_stubbed(code, header, tests, known)):
         parts.append(f"{function.renamed(f'seidr_signature_{k}')};")
         if known is None:
@@ -242,7 +281,7 @@ def server_source(code: str, header: str, tests: Sequence[tuple[str, int]], know
         else:
             names = [f"seidr_a{n}" for n in range(len(function.parameters))]
             target = (f"+[]({function.parameter_list(names)}) -> {function.returns.strip()} "
-                      f"{{ return {function.name}({', '.join(names)}); }}")
+                      f"{{ {entry} return {function.name}({', '.join(names)}); }}")
         cases.append(f"            case {k}: seidr_server::serve<decltype(seidr_signature_{k})>::call({target}, in, out);"
                      " return true;")
     parts += ["int main() {", "    return seidr_server::run([](std::size_t index, seidr_wire::Reader &in, "
@@ -296,18 +335,22 @@ def _declarator(head: str, name: str, aliases: dict[str, str]) -> str | None:
 @dataclass(frozen=True)
 class Task:
     """What the dataset, not the program, says about a function task: the entry point's signature
-    (the one function of the program the checker calls) and the helper code the prompt defines
-    before it (HumanEval-X's `poly`, `encode_cyclic`), compiled into the checker from the dataset.
-    A program's own `poly` that always returns 0 must not judge its `find_zero`, and a program
-    that defines `rand` must not choose the tests' random inputs."""
+    (the one function of the program the checker calls), the helper code the prompt defines
+    before it (HumanEval-X's `poly`, `encode_cyclic`), compiled into the checker from the dataset,
+    and the dataset's `#include` lines the checker adds to the prompt's. A program's own `poly`
+    that always returns 0 must not judge its `find_zero`, a program that defines `rand` must not
+    choose the tests' random inputs, and a program's headers must not decide what the tests'
+    calls mean."""
 
     entry: Signature
     helpers: str
+    includes: tuple[str, ...] = ()
 
 
-def task(signature_text: str, entry_point: str) -> Task | None:
+def task(signature_text: str, entry_point: str, preamble: str = "") -> Task | None:
     """The Task of a prompt ending in the entry point's opening line (HumanEval-X's prompt and
-    declaration do); None when it holds no such function."""
+    declaration do), with the system headers the dataset's `preamble` includes (HumanEval-X's
+    declaration includes more than its prompt); None when the prompt holds no such function."""
     masked = mask(signature_text)
     entry = next((f for f in reversed(top_level_functions(masked)) if f.name == entry_point), None)
     if entry is None:
@@ -317,7 +360,7 @@ def task(signature_text: str, entry_point: str) -> Task | None:
     parsed = signature(declaration, entry_point) if declaration else None
     if parsed is None:
         return None
-    return Task(parsed, signature_text[:entry.start])
+    return Task(parsed, signature_text[:entry.start], tuple(_library_includes(preamble)))
 
 
 def _type_aliases(masked: str) -> dict[str, str]:
