@@ -84,12 +84,16 @@ def _check(override: Any, known: KnownConfig) -> str | None:
     if not rest:
         if name in known.top_level or name in known.packages:
             return None
+        if override.is_add() or override.is_force_add():
+            return None  # a key of the user's own beside seidr's (+note=...)
         return _unknown(name, sorted(known.top_level | set(known.packages)),
                         "is not a key of seidr's config")
     group = known.packages.get(head)
     if group is None:
         if head in known.top_level:
             return None  # a key inside a top-level value (resume.repair): Hydra checks it
+        if override.is_add() or override.is_force_add():
+            return None  # a key of the user's own beside seidr's (+notes.run=...): nothing of seidr's reads it
         return _unknown(name, sorted(known.top_level | set(known.packages)), "is not a key of seidr's config",
                         prefix="", part=head)
     if group in FREE_FORM_GROUPS or rest in known.keys[group]:

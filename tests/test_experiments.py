@@ -120,7 +120,7 @@ def test_an_experiment_runs_through_main_with_the_embedded_model(data_dir, tmp_p
     # one folder for the embedded model at this budget; a job's folder is its row of the table
     results = sorted((tmp_path / "experiments" / "gecco_mp100" / "qwen2.5-coder-0.5b-instruct_budget1")
                      .glob("*/result.json"))
-    assert [path.parent.name for path in results] == ["48_psb2_fizz-buzz_seed0", "49_psb2_fizz-buzz_seed0"]
+    assert [path.parent.name for path in results] == ["51_psb2_fizz-buzz_seed0", "52_psb2_fizz-buzz_seed0"]
     for path in results:
         result = json.loads(path.read_text())
         assert result["problem"] == "fizz-buzz" and result["programs"] == 1

@@ -45,9 +45,10 @@ def executor() -> CppExecutor:
 
 
 def run(executor: CppExecutor, problem: Problem, code: str, tests=None) -> list[TestOutcome]:
-    """Score code the way the app does: the problem's preamble first."""
+    """Score code the way the app does: the problem's preamble first, and given to the checker."""
     return asyncio.run(executor.run(problem.preamble + code, tests or problem.valid, "function",
-                                    entry_point=problem.entry_point, signature=problem.signature))
+                                    entry_point=problem.entry_point, signature=problem.signature,
+                                    preamble=problem.preamble))
 
 
 def canonical(dataset: HumanEvalDataset, name: str) -> str:
@@ -194,7 +195,8 @@ def test_all_164_canonical_solutions_pass_and_defaulted_ones_fail(dataset, execu
     async def check(name: str, slots: asyncio.Semaphore) -> str | None:
         problem = dataset.load(name, seed=0)
         async with slots:
-            judged = {"entry_point": problem.entry_point, "signature": problem.signature}
+            judged = {"entry_point": problem.entry_point, "signature": problem.signature,
+                      "preamble": problem.preamble}
             right = await executor.run(problem.preamble + canonical(dataset, name), problem.valid, "function", **judged)
             wrong = await executor.run(problem.preamble + defaulted(dataset, name), problem.valid, "function", **judged)
         if not all(o.passed for o in right):

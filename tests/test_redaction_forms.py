@@ -95,8 +95,10 @@ def test_a_path_in_a_secret_named_variable_is_a_place_not_a_secret(tmp_path):
     redactor = Redactor.from_sources(environ={
         "DEPLOY_KEY_FILE": str(key_file), "SSH_KEY_HOME": "~", "GIT_TOKEN": "/not/a/real/path-token-123",
         "RELATIVE_KEY": "relative-key-material"})
-    assert redactor.secrets == {"/not/a/real/path-token-123", quote("/not/a/real/path-token-123", safe=""),
-                                "relative-key-material"}
+    assert redactor.secrets == {"/not/a/real/path-token-123", "relative-key-material"}
+    # its disguises are masked too (the percent-encoded one among them), not the real key file's path
+    assert MARK in redactor.text(quote("/not/a/real/path-token-123", safe=""))
+    assert redactor.text(str(key_file)) == str(key_file)
 
 
 def test_a_token_alone_in_a_url_is_masked_for_the_web_schemes_only():

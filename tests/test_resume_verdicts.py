@@ -47,8 +47,8 @@ def executed(monkeypatch) -> list[str]:
     codes: list[str] = []
     real = seidr.app.make_executor
 
-    def make_executor(cfg):
-        executor = real(cfg)
+    def make_executor(cfg, output_dir=None):
+        executor = real(cfg, output_dir)
         run = executor.run
 
         async def counting_run(code, tests, mode, **kwargs):

@@ -46,11 +46,15 @@ def test_an_llm_error_on_a_request_for_programs_stops_the_job_as_an_error(tmp_pa
         dev.develop("Read an integer and print twice its value.", examples=[("2", "4"), ("-5", "-10")],
                     tests=[("21", "42")], model=backend, strategy=strategy, max_programs=8,
                     output_dir=tmp_path, overrides=NO_CACHE)
+    recorded = tmp_path / "programs.jsonl"
+    assert len(recorded.read_text().splitlines() if recorded.exists() else []) == kept
+    if kept == 0:
+        # a job that failed before its first program claims nothing: no result to read as a run
+        assert not (tmp_path / "result.json").exists()
+        return
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["stopped"] == "error" and REASON in result["error"]
     assert result["programs"] == kept and not result["solved"]
-    recorded = tmp_path / "programs.jsonl"
-    assert len(recorded.read_text().splitlines() if recorded.exists() else []) == kept
 
 
 def test_an_llm_error_on_an_adaptive_repair_stops_the_job_as_an_error(tmp_path):
