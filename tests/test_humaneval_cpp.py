@@ -190,6 +190,7 @@ def test_compile_errors_crashes_and_timeouts_are_verdicts(dataset, executor):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 328 compiled programs: about 5 minutes on 2 idle cores, far more under load
 def test_all_164_canonical_solutions_pass_and_defaulted_ones_fail(dataset, executor):
     """All of them: CPP/22 and CPP/137 need boost::any (libboost-dev, which setup installs)."""
     async def check(name: str, slots: asyncio.Semaphore) -> str | None:
