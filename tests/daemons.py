@@ -1,4 +1,4 @@
-"""Daemons a test session starts, told apart from those already running, so the session stops
+"""Daemons a test run starts, told apart from those already running, so the run stops
 exactly its own: scripts/slurm-up.sh starts munged, slurmctld and slurmd when they are not running,
 and a cluster that was up before the tests must still be up after them."""
 
@@ -27,7 +27,7 @@ def live_pid(pid_file: Path) -> int | None:
 
 @dataclass(frozen=True)
 class Daemons:
-    """What ran under each pid file before the session started its own."""
+    """What ran under each pid file before the test run started its own."""
 
     pid_files: tuple[Path, ...]
     before: tuple[int | None, ...]

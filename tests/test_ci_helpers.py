@@ -1,5 +1,5 @@
 """The test suite's own helpers: one reading of CI for every test (a missing part fails there and
-skips elsewhere), and stopping only the daemons a session started."""
+skips elsewhere), and stopping only the daemons a test run started."""
 
 from __future__ import annotations
 

@@ -97,7 +97,7 @@ def slurm_unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def slurm() -> Iterator[None]:
     """A one-node Slurm cluster on this machine, started (and installed if need be) by the script.
-    After the session the daemons it started are stopped; a cluster that was already up stays up."""
+    After the tests the daemons they started are stopped; a cluster that was already up stays up."""
     if os.geteuid() != 0:
         slurm_unavailable("Slurm needs root to start: run `bash scripts/slurm-up.sh` and the tests as root")
     daemons = Daemons.snapshot()
