@@ -31,6 +31,7 @@ from seidr.llm.client import LLMClient, Usage
 from seidr.problem import Problem
 from seidr.prompts.common import DEBUG_PROMPT_IDS, is_template
 from seidr.redact import Redactor
+from seidr.result import JobResult
 from seidr.search.loop import STRATEGIES, SearchOutcome, SearchParams, SeidrSearch
 from seidr.search.tree import Program, better
 from seidr.tracking.lock import RunLock
@@ -183,6 +184,44 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
                        on_claim: Callable[[], None] | None = None) -> JobOutcome:
     started = time.monotonic()
     redactor = redactor or Redactor.from_sources(config=cfg)
+    recorder = _claim(cfg, problem, output_dir, redactor, on_claim)
+    if (finished := recorder.finished_result()) is not None:
+        recorder.claim_folder()
+        _finish_tracking(cfg, problem, recorder, finished, redactor)
+        return _finished_outcome(finished, recorder.earlier, output_dir)
+    parts = await _assemble(cfg, problem, output_dir, backend, critic, recorder)
+    tracking = _LazyTrackers(cfg, problem, recorder, redactor, parts.executor)
+    try:
+        searched = await _search(cfg, problem, parts, recorder, tracking)
+    finally:
+        await parts.aclose()
+    # the result speaks of recorded programs only: a program the search made but the folder
+    # refused (a full disk) is not the job's, however well it scored
+    outcome = _recorded_outcome(searched.outcome, len(recorder.recorded))
+    failure = searched.failure
+    test_pass_rate = None
+    if outcome.best is not None and failure is None:
+        try:
+            test_pass_rate = await _score_winner(parts.evaluator, outcome.best, problem)
+        except SandboxBroken as error:  # the machine broke after the search: the rerun scores it
+            failure = error
+    result = _job_result(cfg, problem, parts, recorder, searched, outcome, test_pass_rate, failure,
+                         wall_s=time.monotonic() - started)
+    if failure is not None and not recorder.recorded:
+        raise failure  # it made no program: nothing to resume, and the folder is not claimed
+    _write_result(recorder, tracking, result.as_dict(), outcome.programs, failure)
+    spent = parts.usage()
+    log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in spent.as_dict().items()))
+    if failure:
+        raise failure
+    return JobOutcome(result=result.as_dict(), programs=outcome.programs, best=outcome.best, usage=spent,
+                      output_dir=output_dir)
+
+
+def _claim(cfg: DictConfig, problem: Problem, output_dir: Path, redactor: Redactor,
+           on_claim: Callable[[], None] | None) -> RunRecorder:
+    """The job's recorder, holding what an earlier run of it recorded; refuses a folder that
+    holds another job (another problem, model or search)."""
     recorder = RunRecorder(output_dir, problem.valid, redactor,
                            repair=bool(OmegaConf.select(cfg, "resume.repair", default=False)),
                            on_claim=on_claim)
@@ -190,16 +229,43 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
                     "seed": int(cfg.seed), "model": str(cfg.model.name),
                     "search": OmegaConf.to_container(cfg.search, resolve=True),
                     "selection": OmegaConf.to_container(cfg.selection, resolve=True)})
-    if (finished := recorder.finished_result()) is not None:
-        recorder.claim_folder()
-        _finish_tracking(cfg, problem, recorder, finished, redactor)
-        return _finished_outcome(finished, recorder.earlier, output_dir)
+    return recorder
+
+
+@dataclass
+class _JobParts:
+    """The parts a job assembles from its config before its first program."""
+
+    executor: PythonExecutor | CppExecutor
+    preflight_s: float
+    llm: LLMClient
+    explainer: LLMClient | None
+    owns_backend: bool  # the job built its model, so it closes it
+    params: SearchParams
+    selection: Any
+    prompts: Any  # the language's prompt module
+    evaluator: Evaluator
+
+    def usage(self) -> Usage:
+        """Both models' spending: what the job's calls, tokens and cost count."""
+        return self.llm.usage + self.explainer.usage if self.explainer is not None else self.llm.usage
+
+    async def aclose(self) -> None:
+        if self.explainer is not None:
+            await self.explainer.aclose()
+        if self.owns_backend:
+            await self.llm.aclose()
+
+
+async def _assemble(cfg: DictConfig, problem: Problem, output_dir: Path, backend: LLMBackend | None,
+                    critic: Critic | None, recorder: RunRecorder) -> _JobParts:
+    """Build the sandbox, models, selection and evaluator the config names, checking each before
+    any budget is spent: a broken sandbox, a missing key or an unknown model stops the job here."""
     executor = make_executor(cfg, output_dir)
     _check_language(problem, executor.language)
-    # Before any budget is spent: a broken sandbox stops here (exit 2), not as a weak model
-    # (the stdin/stdout canary always: it checks the sandbox itself; a function task adds its own protocol's)
+    # a broken sandbox stops here (exit 2), not as a weak model (the stdin/stdout canary always:
+    # it checks the sandbox itself; a function task adds its own protocol's)
     preflight_s = await preflight(executor, modes=tuple(dict.fromkeys(("stdio", problem.mode))))
-    # Before any work is done: a missing key or an unknown model fails here
     owns_backend = backend is None
     backend = backend or build(cfg.model.backend)
     prompts = importlib.import_module(f"seidr.prompts.{cfg.language}")
@@ -209,7 +275,6 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
              cfg.language, len(problem.valid), len(problem.test), problem.split)
     for warning in problem.warnings:
         log.warning("%s", warning)
-
     llm = make_client(cfg, backend)
     try:
         explainer = _make_explainer(cfg, params)
@@ -217,20 +282,19 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         if owns_backend:
             await llm.aclose()
         raise
-
-    def usage() -> Usage:
-        """Both models' spending: what the job's calls, tokens and cost count."""
-        return llm.usage + explainer.usage if explainer is not None else llm.usage
+    evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
+                          critic=critic)
+    parts = _JobParts(executor=executor, preflight_s=preflight_s, llm=llm, explainer=explainer,
+                      owns_backend=owns_backend, params=params, selection=selection, prompts=prompts,
+                      evaluator=evaluator)
 
     def record_paid(_: Usage) -> None:
-        spent = usage()
+        spent = parts.usage()
         recorder.record_usage(spent.calls, spent.cost_usd)
 
     for client in (llm, explainer):
         if client is not None:
             client.on_paid = record_paid
-    evaluator = Evaluator(executor, problem, workers=int(cfg.execution.workers or os.cpu_count() or 1),
-                          critic=critic)
     if recorder.earlier:
         # Resume: the search is replayed from the start; the LLM cache answers the requests it
         # made before, and the recorded verdicts stand in for running those programs again.
@@ -240,121 +304,120 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
     # no run user may read the job's files (the process level): closed before the first program
     # runs, and again once the trackers have made the archive
     executor.sandbox.close_to_programs(job_folders(cfg, output_dir))
-    # started with the first recorded program: a job refused at its first program leaves no W&B run
-    trackers: list[Trackers] = []
+    return parts
 
-    def tracking() -> Trackers:
-        if not trackers:
-            trackers.append(Trackers(cfg, problem, output_dir, recorder.programs_path, redactor))
-            executor.sandbox.close_to_programs(job_folders(cfg, output_dir))
-        return trackers[0]
 
-    try:
-        bar = _progress(params.max_programs)
-        with bar as (progress, task):
-            def saved(program: Program) -> None:
-                recorder.add_program(program)
-                tracking().add_program(program, search.best, usage().as_dict())
-                best = search.best
-                progress.update(task, advance=1, best=f"{best.score:.3f}" if best else "-")
-                log.info("program %d (%s, gen %d, parent %s): score %.3f, passed %d/%d", program.id, program.kind,
-                         program.generation, program.parent_id, program.score,
-                         sum(o.passed for o in program.outcomes), len(program.outcomes))
+class _LazyTrackers:
+    """The job's trackers, started with its first recorded program: a job refused at its first
+    program leaves no W&B run and no archive."""
 
-            search = SeidrSearch(problem, llm, evaluator.validation, selection, params, prompts,
-                                 cfg.language, int(cfg.seed), on_program=saved, explainer=explainer)
-            bar.waiting_for = search.status
-            try:
-                outcome = await search.run()
-                failure = None
-            except RunRefused:
-                raise  # the folder holds another run: its records stay as they are
-            except SeidrError as error:
-                # e.g. the server died mid-run: keep what was made, say why the search stopped
-                failure = error
-                outcome = SearchOutcome(programs=list(search.programs), best=search.best)
-    finally:
-        if explainer is not None:
-            await explainer.aclose()
-        if owns_backend:
-            await llm.aclose()
+    def __init__(self, cfg: DictConfig, problem: Problem, recorder: RunRecorder, redactor: Redactor,
+                 executor: PythonExecutor | CppExecutor) -> None:
+        self._start = lambda: Trackers(cfg, problem, recorder.output_dir, recorder.programs_path, redactor)
+        self._close_folders = lambda: executor.sandbox.close_to_programs(job_folders(cfg, recorder.output_dir))
+        self._trackers: Trackers | None = None
 
-    # the result speaks of recorded programs only: a program the search made but the folder
-    # refused (a full disk) is not the job's, however well it scored
-    outcome = _recorded_outcome(outcome, len(recorder.recorded))
-    best = outcome.best
-    spent = usage()
-    test_pass_rate = None
-    if best is not None and failure is None:
+    def get(self) -> Trackers:
+        if self._trackers is None:
+            self._trackers = self._start()
+            self._close_folders()  # the archive exists now
+        return self._trackers
+
+
+@dataclass(frozen=True)
+class _Searched:
+    """What the search made, and the error that stopped it early (None when it ran its course)."""
+
+    outcome: SearchOutcome
+    failure: SeidrError | None
+    dropped_replies: int
+    duplicates: int
+
+
+async def _search(cfg: DictConfig, problem: Problem, parts: _JobParts, recorder: RunRecorder,
+                  tracking: _LazyTrackers) -> _Searched:
+    """Run the search, recording and tracking each program as it is scored, with a progress bar."""
+    bar = _progress(parts.params.max_programs)
+    with bar as (progress, task):
+        def saved(program: Program) -> None:
+            recorder.add_program(program)
+            tracking.get().add_program(program, search.best, parts.usage().as_dict())
+            best = search.best
+            progress.update(task, advance=1, best=f"{best.score:.3f}" if best else "-")
+            log.info("program %d (%s, gen %d, parent %s): score %.3f, passed %d/%d", program.id, program.kind,
+                     program.generation, program.parent_id, program.score,
+                     sum(o.passed for o in program.outcomes), len(program.outcomes))
+
+        search = SeidrSearch(problem, parts.llm, parts.evaluator.validation, parts.selection, parts.params,
+                             parts.prompts, cfg.language, int(cfg.seed), on_program=saved,
+                             explainer=parts.explainer)
+        bar.waiting_for = search.status
         try:
-            test_pass_rate = await _score_winner(evaluator, best, problem)
-        except SandboxBroken as error:  # the machine broke after the search: the rerun scores it
+            outcome = await search.run()
+            failure = None
+        except RunRefused:
+            raise  # the folder holds another run: its records stay as they are
+        except SeidrError as error:
+            # e.g. the server died mid-run: keep what was made, say why the search stopped
             failure = error
-    result = {
-        "problem": problem.name,
-        "dataset": problem.dataset,
-        "split": problem.split,
-        "language": cfg.language,
-        "model": llm.model_name,
-        "seed": int(cfg.seed),
-        "selection": getattr(selection, "name", type(selection).__name__),
-        "strategy": params.strategy,
-        # a job that stopped on an error has not finished: its rerun decides, so it claims no solve
-        "solved": outcome.solved and failure is None,
-        "val_score": best.score if best else 0.0,
-        "val_pass_rate": best.pass_rate if best else 0.0,
-        "test_pass_rate": test_pass_rate,
+            outcome = SearchOutcome(programs=list(search.programs), best=search.best)
+    return _Searched(outcome=outcome, failure=failure, dropped_replies=search.dropped_replies,
+                     duplicates=search.duplicates)
+
+
+def _job_result(cfg: DictConfig, problem: Problem, parts: _JobParts, recorder: RunRecorder, searched: _Searched,
+                outcome: SearchOutcome, test_pass_rate: float | None, failure: SeidrError | None,
+                wall_s: float) -> JobResult:
+    """result.json's content, from the recorded programs and the parts that made them."""
+    best, params, explainer = outcome.best, parts.params, parts.explainer
+    spent = parts.usage()
+    # calls and cost of every run of this job (a resumed one replays the earlier runs' replies)
+    total = recorder.total_usage(spent.calls, spent.cost_usd)
+    explained = explainer.usage.as_dict() if explainer is not None else {}
+    # a job that stopped on an error has not finished: its rerun decides, so it claims no solve
+    solved = outcome.solved and failure is None
+    return JobResult(
+        problem=problem.name, dataset=problem.dataset, split=problem.split, language=str(cfg.language),
+        model=parts.llm.model_name, seed=int(cfg.seed),
+        selection=getattr(parts.selection, "name", type(parts.selection).__name__), strategy=params.strategy,
+        solved=solved, val_score=best.score if best else 0.0, val_pass_rate=best.pass_rate if best else 0.0,
+        test_pass_rate=test_pass_rate,
         # solved on validation but not on the held-out tests: hard-coded examples, or a lucky fit
-        "overfit": bool(outcome.solved and failure is None
-                        and test_pass_rate is not None and test_pass_rate < 1.0),
-        "valid_examples": len(problem.valid),
-        "test_examples": len(problem.test),
-        "programs": len(outcome.programs),
-        "max_programs": params.max_programs,
-        "branching_factor": int(cfg.search.branching_factor),
-        "debug_prompt_id": params.debug_prompt_id,
-        # the tree's shape, so a report can tell apart configurations that share an arity
-        **{k: getattr(params, k) for k in ("drafts_per_prompt", "explanations_per_program",
-                                           "repairs_per_explanation", "beam_width")},
-        # both models' together when explanations come from a second model (its share: explain_*)
-        **spent.as_dict(),
-        # calls and cost of every run of this job (a resumed one replays the earlier runs' replies)
-        **recorder.total_usage(spent.calls, spent.cost_usd),
-        "llm_calls_this_run": spent.calls,
-        "explain_model": explainer.model_name if explainer is not None else None,
-        **({f"explain_{key}": value for key, value in explainer.usage.as_dict().items()}
-           if explainer is not None else {}),
-        "wall_s": round(time.monotonic() - started, 3),
-        "best_program_id": best.id if best else None,
-        "best_program": best.code if best else None,
-        "dropped_replies": search.dropped_replies,
-        "dedupe": params.dedupe,
-        "duplicates": search.duplicates,
-        "cached_verdicts": evaluator.cached_verdicts,
-        "isolation": executor.sandbox.isolation,
-        "preflight_s": round(preflight_s, 3),
-        "stopped": ("error" if failure else "solved" if outcome.solved
-                    else "no_replies" if outcome.ran_out else "budget"),
-        "error": str(failure) if failure else None,
-        "warnings": list(problem.warnings),
-    }
-    if failure is not None and not recorder.recorded:
-        raise failure  # it made no program: nothing to resume, and the folder is not claimed
+        overfit=bool(solved and test_pass_rate is not None and test_pass_rate < 1.0),
+        valid_examples=len(problem.valid), test_examples=len(problem.test), programs=len(outcome.programs),
+        max_programs=params.max_programs, branching_factor=int(cfg.search.branching_factor),
+        debug_prompt_id=params.debug_prompt_id, drafts_per_prompt=params.drafts_per_prompt,
+        explanations_per_program=params.explanations_per_program,
+        repairs_per_explanation=params.repairs_per_explanation, beam_width=params.beam_width,
+        llm_calls=total["llm_calls"], prompt_tokens=spent.prompt_tokens, completion_tokens=spent.completion_tokens,
+        cache_hits=spent.cache_hits, cost_usd=total["cost_usd"], llm_calls_this_run=spent.calls,
+        explain_model=explainer.model_name if explainer is not None else None,
+        explain_llm_calls=explained.get("llm_calls"), explain_prompt_tokens=explained.get("prompt_tokens"),
+        explain_completion_tokens=explained.get("completion_tokens"),
+        explain_cache_hits=explained.get("cache_hits"), explain_cost_usd=explained.get("cost_usd"),
+        wall_s=round(wall_s, 3), best_program_id=best.id if best else None, best_program=best.code if best else None,
+        dropped_replies=searched.dropped_replies, dedupe=params.dedupe, duplicates=searched.duplicates,
+        cached_verdicts=parts.evaluator.cached_verdicts, isolation=parts.executor.sandbox.isolation,
+        preflight_s=round(parts.preflight_s, 3),
+        stopped="error" if failure else "solved" if outcome.solved else "no_replies" if outcome.ran_out else "budget",
+        error=str(failure) if failure else None, warnings=list(problem.warnings))
+
+
+def _write_result(recorder: RunRecorder, tracking: _LazyTrackers, result: dict[str, Any], programs: list[Program],
+                  failure: SeidrError | None) -> None:
+    """Claim the folder, write result.json and finish the trackers; a tracker that does not finish
+    is left pending for the rerun."""
     try:
         recorder.claim_folder()  # a job whose every program was recorded before claims it with its result
         # killed after result.json, the rerun finishes these
-        recorder.set_pending_tracking(tracking().requested)
+        recorder.set_pending_tracking(tracking.get().requested)
         recorder.write_result(result)
     except SeidrError:
         if failure is None:
             raise
         raise failure from None  # a full disk refuses both: the first refusal is the one to report
-    finished = tracking().finish(result, outcome.programs)
-    recorder.set_pending_tracking([name for name in tracking().requested if name not in finished])
-    log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in spent.as_dict().items()))
-    if failure:
-        raise failure
-    return JobOutcome(result=result, programs=outcome.programs, best=best, usage=spent, output_dir=output_dir)
+    finished = tracking.get().finish(result, programs)
+    recorder.set_pending_tracking([name for name in tracking.get().requested if name not in finished])
 
 
 def _check_language(problem: Problem, language: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from seidr.config import REPO_ROOT
+from seidr.result import JobResult
 
 
 def run_main(*overrides: str, env: dict[str, str] | None = None, data_dir: Path | None = None,
@@ -107,6 +109,8 @@ def test_openai_backend_end_to_end_draft_explain_repair(data_dir, tmp_path):
     assert result["llm_calls"] >= 4 and result["prompt_tokens"] > 0 and result["completion_tokens"] > 0
     assert all(r.headers["authorization"] == "Bearer sk-from-env" for r in server.posts("/v1/chat/completions"))
     assert "solved" in proc.stdout
+    # result.json holds JobResult's fields, in its order, and nothing else
+    assert list(result) == [item.name for item in dataclasses.fields(JobResult)]
 
 
 def test_explanations_come_from_the_explain_model_and_its_spending_is_counted(data_dir, tmp_path):
