@@ -218,3 +218,59 @@ def test_after_a_refused_write_nothing_more_is_appended(tmp_path):
         recorder.add_program(a_program(2, "print(2)\n"))
     assert second.value is first.value and not recorder.programs_path.exists()
     assert [p.id for p in recorder.recorded] == [0]
+
+
+def test_a_damaged_last_line_names_no_lines_after_it(tmp_path):
+    recorder = recorded(tmp_path / "run", "print(0)\n")
+    recorder.programs_path.write_bytes(recorder.programs_path.read_bytes() + b"{torn\n")
+    with pytest.raises(SeidrError) as refused:
+        RunRecorder(tmp_path / "run")
+    assert "after it" not in str(refused.value) and "line 2 is damaged (not JSON" in str(refused.value)
+
+
+def test_repair_says_why_the_line_was_dropped(tmp_path, caplog):
+    recorder = recorded(tmp_path / "run", "print(0)\n")
+    recorder.programs_path.write_bytes(recorder.programs_path.read_bytes() + b"[1]\n")
+    with caplog.at_level(logging.WARNING, logger="seidr"):
+        RunRecorder(tmp_path / "run", repair=True)
+    [warning] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert warning.startswith("programs.jsonl line 2 was damaged (not a JSON object): it moved to ")
+    assert "after it" not in warning
+
+
+def blocked(path: Path) -> None:
+    """Make writing `path` fail for any user, root included: a folder stands where the file goes."""
+    path.unlink(missing_ok=True)
+    path.mkdir()
+
+
+@pytest.mark.parametrize("write, name", [
+    (lambda r: r.record_usage(1, None), "llm_usage.json"),
+    (lambda r: r.set_pending_tracking(["git"]), "tracking_pending.json"),
+    (lambda r: r.write_result(result_for(r)), "result.json"),
+])
+def test_a_refused_write_names_the_file_it_could_not_write(tmp_path, write, name):
+    recorder = recorded(tmp_path / "run", "print(0)\n")
+    blocked(tmp_path / "run" / name)
+    with pytest.raises(SeidrError, match=rf"{name}") as refused:
+        write(recorder)
+    assert "Traceback" not in str(refused.value)
+
+
+def test_repair_that_cannot_keep_the_dropped_lines_stops_and_cuts_nothing(tmp_path):
+    recorder = recorded(tmp_path / "run", "print(0)\n")
+    damaged = recorder.programs_path.read_bytes() + b"{torn\n"
+    recorder.programs_path.write_bytes(damaged)
+    blocked(recorder.dropped_path)
+    with pytest.raises(SeidrError, match="programs.jsonl.dropped"):
+        RunRecorder(tmp_path / "run", repair=True)
+    assert recorder.programs_path.read_bytes() == damaged  # nothing lost
+
+
+def test_a_job_record_that_cannot_be_written_stops_the_first_program(tmp_path):
+    recorder = RunRecorder(tmp_path / "run")
+    recorder.claim(IDENTITY)
+    blocked(tmp_path / "run" / "job.json")
+    with pytest.raises(SeidrError, match="job.json"):
+        recorder.add_program(a_program(0, "print(0)\n"))
+    assert not recorder.programs_path.exists() and not recorder.claimed
