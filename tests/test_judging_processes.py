@@ -7,8 +7,10 @@ both isolation levels, for Python and C++, stdin/stdout and function tasks. A wa
 in a wrong answer (or a timeout, or a crash of the checker) and fails the test.
 
 Guards: the harness's seccomp filter (harness.seccomp_filter: setpriority, ioprio_set and the
-sched_* calls on another process) and the C++ server's (cpp_runtime/seidr_checker.cpp:
-ServerFilter: signals to the checker)."""
+sched_* calls on another process), the C++ server's (cpp_runtime/seidr_checker.cpp: ServerFilter:
+signals to the checker), and a session of its own for every process that runs program code (the
+stdio worker, a compiled program, the function callee, the C++ server): a session is the kernel's
+scheduling autogroup, whose priority any process of it may lower."""
 
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def isolation(request) -> str:
     return request.param
 
 
-# Every way to slow or stop `target`, tried in order; `reached` lists those that went through.
+# Every way to slow or stop `target` (its autogroup's priority too), tried in order; `reached`
+# lists those that went through.
 # Signals last (a supervisor that is its namespace's init ignores them: the verdict shows it).
 # Then what a program may do to itself and its own child, which must still work.
 PY_ATTACKS = """
@@ -55,10 +58,14 @@ def idle_attributes():
 
 def owner_of_sigio(target, owner):
     read_end, write_end = os.pipe()
-    fcntl.fcntl(read_end, fcntl.F_SETOWN, owner)
-    fcntl.fcntl(read_end, 10, signal.SIGSTOP)  # F_SETSIG
-    fcntl.fcntl(read_end, fcntl.F_SETFL, os.O_ASYNC)
-    os.write(write_end, b'x')
+    try:
+        fcntl.fcntl(read_end, fcntl.F_SETOWN, owner)
+        fcntl.fcntl(read_end, 10, signal.SIGSTOP)  # F_SETSIG
+        fcntl.fcntl(read_end, fcntl.F_SETFL, os.O_ASYNC)
+        os.write(write_end, b'x')
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 def attack(target):
     uid = os.getuid()
@@ -74,6 +81,15 @@ def attack(target):
         'ioprio_set_user': lambda: syscall(251, 3, uid, 3 << 13),
     }
     reached = []
+    # the kernel's autogroup: a session's processes share one priority, which one of them may lower
+    try:
+        with open('/proc/self/autogroup', 'w') as autogroup:
+            autogroup.write('19')
+    except OSError:
+        pass
+    with open(f'/proc/{target}/autogroup') as autogroup:
+        if not autogroup.read().rstrip().endswith(' nice 0'):
+            reached.append('autogroup')
     for name, way in ways.items():
         try:
             way()
@@ -165,13 +181,32 @@ static long seidr_sigio(pid_t owner) {
     long set = fcntl(ends[0], F_SETOWN, owner);
     fcntl(ends[0], F_SETSIG, SIGSTOP);
     fcntl(ends[0], F_SETFL, O_ASYNC);
-    if (write(ends[1], "x", 1) != 1) return -1;
+    if (write(ends[1], "x", 1) != 1) set = -1;
+    close(ends[0]);
+    close(ends[1]);
     return set;
 }
 
 static void seidr_usr1(int) {}
 
 static int seidr_attack(pid_t target, bool signals) {
+    // the kernel's autogroup: a session's processes share one priority, which one of them may lower
+    if (FILE *own = fopen("/proc/self/autogroup", "w")) {
+        fputs("19", own);
+        fclose(own);
+    }
+    char path[64], line[128] = "";
+    snprintf(path, sizeof path, "/proc/%d/autogroup", (int)target);
+    if (FILE *theirs = fopen(path, "r")) {
+        if (!fgets(line, sizeof line, theirs)) line[0] = 0;
+        fclose(theirs);
+    } else {
+        snprintf(line, sizeof line, "%s: %s", path, strerror(errno));
+    }
+    if (!strstr(line, " nice 0")) {
+        fprintf(stderr, "autogroup went through: %s\n", line);
+        seidr_reached++;
+    }
     seidr_try("setpriority", setpriority(PRIO_PROCESS, target, 19));
     seidr_try("setpriority of the group", setpriority(PRIO_PGRP, 0, 19));
     seidr_try("setpriority of the user", setpriority(PRIO_USER, getuid(), 19));
@@ -205,10 +240,15 @@ static int seidr_attack(pid_t target, bool signals) {
     snprintf(folder, sizeof folder, "/proc/%d", (int)target);
     int proc = open(folder, O_RDONLY | O_DIRECTORY);
     seidr_try("pidfd_send_signal through /proc", syscall(SYS_pidfd_send_signal, proc, SIGSTOP, nullptr, 0), signals);
-    if (signals) {  // to a group: the caller's own group (kill 0) stops the caller when it is allowed
+    if (pidfd >= 0) close(static_cast<int>(pidfd));
+    if (proc >= 0) close(proc);
+    if (signals) {  // to groups and everyone (which at the top level holds the caller's own processes)
         seidr_try("kill of the group", kill(-target, SIGSTOP));
-        seidr_try("kill 0", kill(0, SIGSTOP));
         seidr_try("kill -1", kill(-1, SIGSTOP));
+        // its own group, which must not hold `target`: a SIGTERM it ignores itself
+        signal(SIGTERM, SIG_IGN);
+        kill(0, SIGTERM);
+        signal(SIGTERM, SIG_DFL);
     }
     seidr_try("kill", kill(target, SIGSTOP), signals);
     seidr_try("kill SIGKILL", kill(target, SIGKILL), signals);
@@ -247,8 +287,8 @@ def test_a_cpp_function_program_cannot_slow_or_stop_its_checker_or_supervisor(is
     from tests.test_cpp_exploits import load_add_problem
 
     problem = load_add_problem()
-    code = problem.preamble + CPP_ATTACKS + ("int add(int x, int y) {\n"
-                                             "    int reached = seidr_attack(getppid(), true) + seidr_attack(1, false);\n"
+    code = problem.preamble + CPP_ATTACKS + ("int add(int x, int y) {\n    int reached = seidr_attack(getppid(), true);\n"
+                                             "    reached += seidr_attack(1, false);\n"
                                              "    return reached == 0 ? x + y : -1;\n}\n")
     started = time.monotonic()
     outcomes = asyncio.run(cpp_executor(isolation).run(code, problem.valid, "function",

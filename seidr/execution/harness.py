@@ -369,7 +369,9 @@ def run_one(code, test, limits):
 def worker(code, tests, start, limits, report_fd):
     """Run tests[start:] in order, reporting each result on report_fd. Never returns."""
     try:
-        os.setpgid(0, 0)  # its own group: on timeout the supervisor kills it with its children
+        # its own group (on timeout the supervisor kills it with its children) and session: a
+        # session is the kernel's scheduling autogroup, whose priority a program of its own may lower
+        os.setsid()
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a script of its own
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # raw writes to the real stdout/stderr go nowhere
@@ -478,8 +480,10 @@ def death_result(index, status):
 # ==== "binary" protocol: a compiled program (and its compile), one process per test ====
 
 def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, extra_actions=(), spawned=None):
-    """Run an executable once (a compiler, or a compiled program on one test) in its own process
-    group with its own limits. Returns (status, exit code or signal, stdout, stderr).
+    """Run an executable once (a compiler, or a compiled program on one test) in its own session
+    and process group (a session is the kernel's scheduling autogroup: a program that lowers its
+    autogroup's priority lowers only its own) with its own limits. Returns (status, exit code or
+    signal, stdout, stderr).
     `extra_actions`: more posix_spawn file actions; `spawned`: a list the child's pid is added to.
 
     posix_spawn (a vfork, no copy of this interpreter's page tables) is twice as fast as
@@ -512,7 +516,7 @@ def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, 
         pid = os.posix_spawn(argv[0], argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
                              file_actions=[*((os.POSIX_SPAWN_DUP2, handle, fd) for fd, handle in enumerate(handles)),
                                            *extra_actions],
-                             setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
+                             setsid=True, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
     except BaseException:
         for handle in handles:
             os.close(handle)
@@ -907,11 +911,12 @@ class Callee:
         to_callee, from_us = os.pipe()
         to_us, from_callee = os.pipe()
         argv = [sys.executable, "-I", "-S", "-B", "-c", self.job["harness"], "--callee"]
+        # a session of its own: its process group for stop(), its own autogroup (see run_process)
         self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
                                   file_actions=[(os.POSIX_SPAWN_DUP2, to_callee, 0),
                                                 (os.POSIX_SPAWN_DUP2, from_callee, 1),
                                                 (os.POSIX_SPAWN_CLOSE, from_us), (os.POSIX_SPAWN_CLOSE, to_us)],
-                                  setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
+                                  setsid=True, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
         os.close(to_callee)
         os.close(from_callee)
         self.writer, self.reader, self.buffer = from_us, to_us, b""

@@ -79,8 +79,8 @@ void say(const std::string &text) {
 // The server's seccomp filter, stacked on the harness's (which every process of the run has): no
 // system call of the program may send a signal to this process, which runs as the same user and,
 // unlike the harness, is not its PID namespace's init. Refused with EPERM: kill, tkill, tgkill,
-// rt_sigqueueinfo and rt_tgsigqueueinfo naming this process, its process group (the server's too,
-// so kill 0) or every process (kill -1); pidfd_open of this process, and pidfd_send_signal (a
+// rt_sigqueueinfo and rt_tgsigqueueinfo naming this process, its process group or every process
+// (kill -1); pidfd_open of this process, and pidfd_send_signal (a
 // /proc/<pid> folder is a pidfd too); making this process or its group the owner of a file's SIGIO
 // and SIGURG (fcntl F_SETOWN, and F_SETOWN_EX and the ioctls FIOSETOWN and SIOCSPGRP, whose pid a
 // filter cannot read). A program may still signal its own children and threads. (Its priority,
@@ -102,7 +102,7 @@ class ServerFilter {
 #endif
         const __u32 everyone = static_cast<__u32>(-1);
         steps = {load(offsetof(seccomp_data, arch)), is(native, 1, 0), refuse()};
-        refuse_when(steps, SYS_kill, {{0, self}, {0, group}, {0, 0}, {0, everyone}});
+        refuse_when(steps, SYS_kill, {{0, self}, {0, group}, {0, everyone}});
         refuse_when(steps, SYS_tkill, {{0, self}});
         refuse_when(steps, SYS_rt_sigqueueinfo, {{0, self}});
         refuse_when(steps, SYS_tgkill, {{0, self}, {1, self}});
@@ -194,8 +194,10 @@ void start_server(const char *function) {
             for (int fd = 4; fd < 65536; fd++) ::close(fd);
         std::signal(SIGPIPE, SIG_DFL);
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (!confine_server(confinement)) {
-            say("seidr's test checker could not confine the program's process (seccomp)");
+        // a session and process group of its own: kill(0) is its own group, and the session is
+        // the kernel's scheduling autogroup, whose priority the program may lower for itself only
+        if (::setsid() < 0 || !confine_server(confinement)) {
+            say("seidr's test checker could not confine the program's process (a session of its own, seccomp)");
             ::_exit(127);
         }
         char *argv[] = {const_cast<char *>(server_path), nullptr};
