@@ -57,6 +57,7 @@ void say(const std::string &text) {
 // (the harness then reports the crash, the timeout of SIGXCPU, the output limit of SIGXFSZ); an
 // exit with a status, the same status; an exit with status 0 before the call returned, a failure.
 [[noreturn]] void server_ended_with(int status, const char *function) {
+    if (server > 0) ::kill(-server, SIGKILL);  // what it left running in its group (its own since setsid)
     std::fflush(nullptr);
     if (WIFSIGNALED(status)) {
         int number = WTERMSIG(status);
@@ -80,11 +81,11 @@ void say(const std::string &text) {
 // system call of the program may send a signal to this process, which runs as the same user and,
 // unlike the harness, is not its PID namespace's init. Refused with EPERM: kill, tkill, tgkill,
 // rt_sigqueueinfo and rt_tgsigqueueinfo naming this process, its process group or every process
-// (kill -1); pidfd_open of this process, and pidfd_send_signal (a
-// /proc/<pid> folder is a pidfd too); making this process or its group the owner of a file's SIGIO
-// and SIGURG (fcntl F_SETOWN, and F_SETOWN_EX and the ioctls FIOSETOWN and SIOCSPGRP, whose pid a
-// filter cannot read). A program may still signal its own children and threads. (Its priority,
-// CPUs and limits: the harness's filter.)
+// (kill -1); pidfd_open of this process, and pidfd_send_signal (a /proc/<pid> folder is a pidfd
+// too); making this process or its group the owner of a file's SIGIO and SIGURG (fcntl F_SETOWN,
+// and F_SETOWN_EX and the ioctls FIOSETOWN and SIOCSPGRP, whose pid a filter cannot read). A
+// program may still signal its own children and threads. (Its priority, CPUs and limits: the
+// harness's filter.)
 class ServerFilter {
   public:
     explicit ServerFilter(pid_t checker)
@@ -271,7 +272,7 @@ std::string exchange(const std::string &request, const char *function) {
 // The test's code returned: stop the program, read this run's secret, report with it
 [[noreturn]] void passed(long index) {
     if (server > 0) {
-        ::kill(server, SIGKILL);
+        ::kill(-server, SIGKILL);  // its whole group (its own since setsid), children included
         int status;
         while (::waitpid(server, &status, 0) < 0 && errno == EINTR) {
         }
