@@ -280,10 +280,11 @@ def test_a_machine_without_namespaces_runs_the_process_level_and_says_what_does_
 
 
 @needs_root
-def test_a_compiled_program_that_stops_everything_costs_what_a_loop_costs(isolation):
+def test_a_compiled_program_that_stops_everything_changes_nothing(isolation):
     """A C++ function task: the program (seidr's server) stops its checker and every process it
-    may signal. The checker can be stopped (it runs as the run user), but not the supervisor that
-    times it: the program's tests fail as a looping program's do, in one test's time limit."""
+    may signal. The server's seccomp filter refuses signals to the checker (which runs as the run
+    user), and the supervisor is its namespace's init: the program's verdicts are those of the same
+    program without the attack."""
     from seidr.execution.cpp import CppExecutor
     from tests.test_cpp_exploits import INCLUDES, load_add_problem
 
@@ -295,6 +296,5 @@ def test_a_compiled_program_that_stops_everything_costs_what_a_loop_costs(isolat
     started = time.monotonic()
     outcomes = asyncio.run(executor.run(code, problem.valid, "function", entry_point=problem.entry_point,
                                         signature=problem.signature))
-    assert outcomes and {o.status for o in outcomes} == {"timeout"}, outcomes
-    assert all("in all" not in o.error for o in outcomes), outcomes
+    assert [o.status for o in outcomes] == ["pass"] * len(problem.valid), outcomes
     assert time.monotonic() - started < limits.total_timeout_s / 2

@@ -26,7 +26,10 @@ The checker starts the server on a test's first call and gives it only the two p
 calls (fd 0 and 3) and the test's stdout and stderr. The checker is not dumpable and its binary is
 execute-only for the run user, so the program can neither read the expected values out of it nor
 reach the checker's descriptors through /proc; the harness runs the checker through a descriptor it
-opened before any program code ran, so no file swapped in later is run as the checker. So whatever
+opened before any program code ran, so no file swapped in later is run as the checker. The server
+runs under a seccomp filter of the checker's that refuses every way of signalling the checker (kill
+and its relatives, pidfds, a file's SIGIO owner), and the harness's filter refuses changing its
+priority or CPUs: the program cannot stop, kill or slow the process that judges it. So whatever
 the program does (exit early, from a static constructor or an atexit handler, print report lines,
 #define the test's names, read its descriptors, replace its binary, answer calls it was not asked),
 it only chooses the values its functions return: its end before the test's end is the test's end

@@ -100,57 +100,120 @@ class LimitedBytes(io.RawIOBase):
 BPF_LD_W_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
 SECCOMP_ALLOW, SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
 CLONE_NEWUSER, CLONE_NEWIPC = 0x10000000, 0x08000000
-# per machine: the kernel's name for its native system call ABI; clone, unshare, clone3; the
-# keyring calls add_key, request_key, keyctl; and prlimit64
-SYSCALLS = {"x86_64": (0xC000003E, 56, 272, 435, (248, 249, 250), 302),
-            "aarch64": (0xC00000B7, 220, 97, 435, (217, 218, 219), 261)}
+PRIO_PROCESS, IOPRIO_WHO_PROCESS = 0, 1
+# per machine: the kernel's name for its native system call ABI, and the numbers of the calls the
+# filter looks at
+SYSCALLS = {
+    "x86_64": {"arch": 0xC000003E, "clone": 56, "unshare": 272, "clone3": 435, "add_key": 248, "request_key": 249,
+               "keyctl": 250, "prlimit64": 302, "setpriority": 141, "ioprio_set": 251, "sched_setparam": 142,
+               "sched_setscheduler": 144, "sched_setaffinity": 203, "sched_setattr": 314, "migrate_pages": 256,
+               "move_pages": 279},
+    "aarch64": {"arch": 0xC00000B7, "clone": 220, "unshare": 97, "clone3": 435, "add_key": 217, "request_key": 218,
+                "keyctl": 219, "prlimit64": 261, "setpriority": 140, "ioprio_set": 30, "sched_setparam": 118,
+                "sched_setscheduler": 119, "sched_setaffinity": 122, "sched_setattr": 274, "migrate_pages": 238,
+                "move_pages": 239},
+}
+# Calls whose first argument names the process they change (0: the caller): the scheduling and
+# memory placement of another process of the run user is refused
+OWN_PROCESS_ONLY = ("sched_setparam", "sched_setscheduler", "sched_setaffinity", "sched_setattr", "migrate_pages",
+                    "move_pages")
+# seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (the low half first on these machines)
+NR, ARCH = 0, 4
 
 
-def user_namespace_filter(machine):
-    """A seccomp program that refuses new user namespaces (unshare or clone with CLONE_NEWUSER:
-    EPERM; clone3, whose flags a filter cannot read: ENOSYS, so that libc falls back to clone),
-    the kernel's keyrings (EPERM: a run user's keyring outlives its processes, so a program
-    could leave data there for a later run of the same uid), setting another process's limits
-    (prlimit64 with a pid and new limits: EPERM; the supervisor has the program's uid, and the
-    kernel lets a process of the same uid lower its limits, dumpable or not) and system calls
-    of any other ABI (i386, x32), and allows everything else. None on a machine it does not know."""
+def arg(index, high=False):
+    return 16 + 8 * index + (4 if high else 0)
+
+
+def assembled(steps):
+    """A BPF program from `steps`: (code, jump if true, jump if false, value) where a jump is a
+    label (a string) or 0 (the next step), and a string alone marks where a label is. Jumps only go
+    forward: a label behind its jump is an error."""
+    places, program = {}, []
+    for step in steps:
+        if isinstance(step, str):
+            places[step] = len(program)
+        else:
+            program.append(step)
+    resolved, index = [], 0
+    for code, true, false, value in program:
+        offsets = []
+        for target in (true, false):
+            offset = 0 if target == 0 else places[target] - index - 1
+            if not 0 <= offset <= 255:
+                raise ValueError(f"jump to {target!r} out of reach from step {index}")
+            offsets.append(offset)
+        resolved.append((code, *offsets, value))
+        index += 1
+    return resolved
+
+
+def seccomp_filter(machine):
+    """A seccomp program for the run's processes, allowing everything but:
+    - new user namespaces (unshare or clone with CLONE_NEWUSER: EPERM; clone3, whose flags a
+      filter cannot read: ENOSYS, so that libc falls back to clone): in one of its own a program
+      could mount file systems (a tmpfs far past its disk quota);
+    - the kernel's keyrings (EPERM: a run user's keyring outlives its processes, so a program
+      could leave data there for a later run of the same uid);
+    - changing another process: its limits (prlimit64 with a pid and new limits), its priority
+      (setpriority other than of the caller, ioprio_set likewise), its scheduling or its CPUs
+      (sched_setaffinity, sched_setscheduler, sched_setparam, sched_setattr with a pid), where its
+      memory lies (migrate_pages, move_pages with a pid): EPERM. The processes that judge a program
+      run as its user, and the kernel lets a process of the same uid lower another's limits,
+      priority and CPUs, dumpable or not: a program could starve its own judge;
+    - system calls of any other ABI (i386, x32).
+    None on a machine it does not know."""
     if machine not in SYSCALLS:
         return None
-    arch, clone, unshare, clone3, (add_key, request_key, keyctl), prlimit64 = SYSCALLS[machine]
+    nr = SYSCALLS[machine]
     eperm, enosys = SECCOMP_ERRNO | errno.EPERM, SECCOMP_ERRNO | errno.ENOSYS
-    # seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (the low half first on these machines)
-    return [
-        (BPF_LD_W_ABS, 0, 0, 4),        # 0: seccomp_data.arch
-        (BPF_JEQ, 1, 0, arch),          # 1: native -> 3
-        (BPF_RET, 0, 0, eperm),         # 2: another ABI
-        (BPF_LD_W_ABS, 0, 0, 0),        # 3: seccomp_data.nr
-        (BPF_JGE, 16, 0, 0x40000000),   # 4: x32 numbers -> 21
-        (BPF_JEQ, 16, 0, clone3),       # 5: -> 22
-        (BPF_JEQ, 14, 0, add_key),      # 6: -> 21
-        (BPF_JEQ, 13, 0, request_key),  # 7: -> 21
-        (BPF_JEQ, 12, 0, keyctl),       # 8: -> 21
-        (BPF_JEQ, 4, 0, prlimit64),     # 9: -> 14
-        (BPF_JEQ, 1, 0, unshare),       # 10: -> 12
-        (BPF_JEQ, 0, 8, clone),         # 11: -> 12, else 20
-        (BPF_LD_W_ABS, 0, 0, 16),       # 12: the low half of args[0], the flags
-        (BPF_JSET, 7, 6, CLONE_NEWUSER),  # 13: -> 21, else 20
-        (BPF_LD_W_ABS, 0, 0, 16),       # 14: prlimit64's pid
-        (BPF_JEQ, 4, 0, 0),             # 15: this process -> 20
-        (BPF_LD_W_ABS, 0, 0, 32),       # 16: the low half of its new limits' address
-        (BPF_JEQ, 0, 3, 0),             # 17: -> 18, else 21
-        (BPF_LD_W_ABS, 0, 0, 36),       # 18: the high half
-        (BPF_JEQ, 0, 1, 0),             # 19: none (only reading) -> 20, else 21
-        (BPF_RET, 0, 0, SECCOMP_ALLOW),  # 20
-        (BPF_RET, 0, 0, eperm),         # 21
-        (BPF_RET, 0, 0, enosys),        # 22
-    ]
+    return assembled([
+        (BPF_LD_W_ABS, 0, 0, ARCH),
+        (BPF_JEQ, 0, "eperm", nr["arch"]),
+        (BPF_LD_W_ABS, 0, 0, NR),
+        (BPF_JGE, "eperm", 0, 0x40000000),  # x32's numbers
+        (BPF_JEQ, "enosys", 0, nr["clone3"]),
+        *((BPF_JEQ, "eperm", 0, nr[name]) for name in ("add_key", "request_key", "keyctl")),
+        (BPF_JEQ, "prlimit64", 0, nr["prlimit64"]),
+        (BPF_JEQ, "setpriority", 0, nr["setpriority"]),
+        (BPF_JEQ, "ioprio_set", 0, nr["ioprio_set"]),
+        *((BPF_JEQ, "own_process", 0, nr[name]) for name in OWN_PROCESS_ONLY),
+        (BPF_JEQ, "clone_flags", 0, nr["unshare"]),
+        (BPF_JEQ, "clone_flags", "allow", nr["clone"]),
+        "clone_flags",
+        (BPF_LD_W_ABS, 0, 0, arg(0)),
+        (BPF_JSET, "eperm", "allow", CLONE_NEWUSER),
+        "prlimit64",
+        (BPF_LD_W_ABS, 0, 0, arg(0)),  # its pid: 0 is the caller
+        (BPF_JEQ, "allow", 0, 0),
+        (BPF_LD_W_ABS, 0, 0, arg(2)),  # its new limits' address: none is only reading
+        (BPF_JEQ, 0, "eperm", 0),
+        (BPF_LD_W_ABS, 0, 0, arg(2, high=True)),
+        (BPF_JEQ, "allow", "eperm", 0),
+        "setpriority",  # (which, who): the caller alone is PRIO_PROCESS, 0
+        (BPF_LD_W_ABS, 0, 0, arg(0)),
+        (BPF_JEQ, "who", "eperm", PRIO_PROCESS),
+        "ioprio_set",
+        (BPF_LD_W_ABS, 0, 0, arg(0)),
+        (BPF_JEQ, "who", "eperm", IOPRIO_WHO_PROCESS),
+        "who",
+        (BPF_LD_W_ABS, 0, 0, arg(1)),
+        (BPF_JEQ, "allow", "eperm", 0),
+        "own_process",
+        (BPF_LD_W_ABS, 0, 0, arg(0)),
+        (BPF_JEQ, "allow", "eperm", 0),
+        "allow",
+        (BPF_RET, 0, 0, SECCOMP_ALLOW),
+        "eperm",
+        (BPF_RET, 0, 0, eperm),
+        "enosys",
+        (BPF_RET, 0, 0, enosys),
+    ])
 
 
-def forbid_user_namespaces():
-    """Install user_namespace_filter for this process and all it starts: in a user namespace of
-    its own a program could mount file systems (a tmpfs far past its disk quota). None when
-    done, else why not."""
-    program = user_namespace_filter(os.uname().machine)
+def install_seccomp_filter():
+    """Install seccomp_filter for this process and all it starts. None when done, else why not."""
+    program = seccomp_filter(os.uname().machine)
     if program is None:
         return f"no seccomp filter for this machine ({os.uname().machine})"
 
@@ -235,7 +298,7 @@ def apply_limits(limits, memory_mb):
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except (OSError, AttributeError):
         pass
-    return forbid_user_namespaces(), caveat
+    return install_seccomp_filter(), caveat
 
 
 def set_memory(memory_mb):
@@ -306,7 +369,9 @@ def run_one(code, test, limits):
 def worker(code, tests, start, limits, report_fd):
     """Run tests[start:] in order, reporting each result on report_fd. Never returns."""
     try:
-        os.setpgid(0, 0)  # its own group: on timeout the supervisor kills it with its children
+        # its own group (on timeout the supervisor kills it with its children) and session: a
+        # session is the kernel's scheduling autogroup, whose priority a program of its own may lower
+        os.setsid()
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a script of its own
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # raw writes to the real stdout/stderr go nowhere
@@ -415,8 +480,10 @@ def death_result(index, status):
 # ==== "binary" protocol: a compiled program (and its compile), one process per test ====
 
 def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, extra_actions=(), spawned=None):
-    """Run an executable once (a compiler, or a compiled program on one test) in its own process
-    group with its own limits. Returns (status, exit code or signal, stdout, stderr).
+    """Run an executable once (a compiler, or a compiled program on one test) in its own session
+    and process group (a session is the kernel's scheduling autogroup: a program that lowers its
+    autogroup's priority lowers only its own) with its own limits. Returns (status, exit code or
+    signal, stdout, stderr).
     `extra_actions`: more posix_spawn file actions; `spawned`: a list the child's pid is added to.
 
     posix_spawn (a vfork, no copy of this interpreter's page tables) is twice as fast as
@@ -449,7 +516,7 @@ def run_process(argv, stdin_path, limits, cpu_s, wall_s, memory_mb, output_cap, 
         pid = os.posix_spawn(argv[0], argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
                              file_actions=[*((os.POSIX_SPAWN_DUP2, handle, fd) for fd, handle in enumerate(handles)),
                                            *extra_actions],
-                             setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
+                             setsid=True, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
     except BaseException:
         for handle in handles:
             os.close(handle)
@@ -844,11 +911,12 @@ class Callee:
         to_callee, from_us = os.pipe()
         to_us, from_callee = os.pipe()
         argv = [sys.executable, "-I", "-S", "-B", "-c", self.job["harness"], "--callee"]
+        # a session of its own: its process group for stop(), its own autogroup (see run_process)
         self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
                                   file_actions=[(os.POSIX_SPAWN_DUP2, to_callee, 0),
                                                 (os.POSIX_SPAWN_DUP2, from_callee, 1),
                                                 (os.POSIX_SPAWN_CLOSE, from_us), (os.POSIX_SPAWN_CLOSE, to_us)],
-                                  setpgroup=0, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
+                                  setsid=True, setsigdef=(signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGINT))
         os.close(to_callee)
         os.close(from_callee)
         self.writer, self.reader, self.buffer = from_us, to_us, b""

@@ -13,7 +13,10 @@ descendants that left the process group with setsid included).
   that uid left in /tmp-like folders are removed, and its processes are killed until none is left.
 
 At both levels the harness is its PID namespace's init (a program cannot stop or kill it), and a
-seccomp filter refuses new user namespaces (no file systems mounted past the disk quota).
+seccomp filter refuses new user namespaces (no file systems mounted past the disk quota) and
+changing another process's limits, priority, CPUs or scheduling (the processes that judge a
+program run as its user). A C++ function task's checker, which is no init, is out of reach of its
+server's signals (a second filter, see cpp_runtime/seidr_checker.cpp).
 - `namespace`: the above inside bubblewrap: new PID, network, IPC and UTS namespaces (no
   network at all; every descendant dies with the sandbox's init). The file system is an
   allow-list: the system folders (SYSTEM_FOLDERS) and the interpreter's (and compiler's) own

@@ -7,11 +7,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <linux/sockios.h>
+#include <stddef.h>
 #include <string>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 #include "seidr_checker.hpp"
 
@@ -49,6 +57,7 @@ void say(const std::string &text) {
 // (the harness then reports the crash, the timeout of SIGXCPU, the output limit of SIGXFSZ); an
 // exit with a status, the same status; an exit with status 0 before the call returned, a failure.
 [[noreturn]] void server_ended_with(int status, const char *function) {
+    if (server > 0) ::kill(-server, SIGKILL);  // what it left running in its group (its own since setsid)
     std::fflush(nullptr);
     if (WIFSIGNALED(status)) {
         int number = WTERMSIG(status);
@@ -68,11 +77,109 @@ void say(const std::string &text) {
     server_ended_with(status, function);
 }
 
+// The server's seccomp filter, stacked on the harness's (which every process of the run has): no
+// system call of the program may send a signal to this process, which runs as the same user and,
+// unlike the harness, is not its PID namespace's init. Refused with EPERM: kill, tkill, tgkill,
+// rt_sigqueueinfo and rt_tgsigqueueinfo naming this process, its process group or every process
+// (kill -1); pidfd_open of this process, and pidfd_send_signal (a /proc/<pid> folder is a pidfd
+// too); making this process or its group the owner of a file's SIGIO and SIGURG (fcntl F_SETOWN,
+// and F_SETOWN_EX and the ioctls FIOSETOWN and SIOCSPGRP, whose pid a filter cannot read). A
+// program may still signal its own children and threads. (Its priority, CPUs and limits: the
+// harness's filter.)
+class ServerFilter {
+  public:
+    explicit ServerFilter(pid_t checker)
+        : self(static_cast<__u32>(checker)), group(static_cast<__u32>(-checker)) {}
+
+    // The whole program; empty on a machine without a filter (the harness does not run there)
+    std::vector<sock_filter> program() const {
+        std::vector<sock_filter> steps;
+#if defined(__x86_64__)
+        const __u32 native = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+        const __u32 native = AUDIT_ARCH_AARCH64;
+#else
+        return steps;
+#endif
+        const __u32 everyone = static_cast<__u32>(-1);
+        steps = {load(offsetof(seccomp_data, arch)), is(native, 1, 0), refuse()};
+        refuse_when(steps, SYS_kill, {{0, self}, {0, group}, {0, everyone}});
+        refuse_when(steps, SYS_tkill, {{0, self}});
+        refuse_when(steps, SYS_rt_sigqueueinfo, {{0, self}});
+        refuse_when(steps, SYS_tgkill, {{0, self}, {1, self}});
+        refuse_when(steps, SYS_rt_tgsigqueueinfo, {{0, self}, {1, self}});
+        refuse_when(steps, SYS_pidfd_open, {{0, self}});
+        refuse_when(steps, SYS_pidfd_send_signal, {});
+        refuse_when(steps, SYS_ioctl, {{1, FIOSETOWN}, {1, SIOCSPGRP}});
+        // fcntl: F_SETOWN_EX always, F_SETOWN to this process or its group
+        append(steps, SYS_fcntl, {
+            load(argument(1)),         // [0] the command
+            is(F_SETOWN_EX, 5, 0),     // -> [7]
+            is(F_SETOWN, 0, 3),        // else -> [6]
+            load(argument(2)),         // [3] the owner
+            is(self, 2, 0),            // -> [7]
+            is(group, 1, 0),           // -> [7]
+            allow(),                   // [6]
+            refuse(),                  // [7]
+        });
+        steps.push_back(allow());
+        return steps;
+    }
+
+  private:
+    __u32 self, group;
+
+    static sock_filter load(std::size_t offset) {
+        return BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<__u32>(offset));
+    }
+    static sock_filter is(__u32 value, __u8 yes, __u8 no) { return BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, value, yes, no); }
+    static sock_filter allow() { return BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW); }
+    static sock_filter refuse() { return BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM); }
+    // the low half of an argument: a pid, a command, an owner are ints to the kernel
+    static std::size_t argument(int index) { return offsetof(seccomp_data, args) + 8 * static_cast<std::size_t>(index); }
+
+    // `block` runs for system call `nr` only, ending in a return of its own; other calls skip it
+    static void append(std::vector<sock_filter> &steps, long nr, const std::vector<sock_filter> &block) {
+        steps.push_back(load(offsetof(seccomp_data, nr)));
+        steps.push_back(is(static_cast<__u32>(nr), 0, static_cast<__u8>(block.size())));
+        steps.insert(steps.end(), block.begin(), block.end());
+    }
+
+    // System call `nr` refused when one of `checks` (argument, value) holds (always when none are
+    // given), allowed otherwise
+    static void refuse_when(std::vector<sock_filter> &steps, long nr,
+                            std::initializer_list<std::pair<int, __u32>> checks) {
+        std::vector<sock_filter> block;
+        int loaded = -1;
+        for (auto [index, value] : checks) {
+            if (index != loaded) block.push_back(load(argument(index)));
+            loaded = index;
+            block.push_back(is(value, 0, 0));
+        }
+        const std::size_t refused_at = checks.size() == 0 ? 0 : block.size() + 1;
+        for (std::size_t at = 0; at < block.size(); at++) {
+            if (block[at].code == (BPF_JMP | BPF_JEQ | BPF_K)) block[at].jt = static_cast<__u8>(refused_at - at - 1);
+        }
+        if (checks.size() != 0) block.push_back(allow());
+        block.push_back(refuse());
+        append(steps, nr, block);
+    }
+};
+
+// In the server's process, before it runs any code of the program (`steps` made before the fork)
+bool confine_server(std::vector<sock_filter> &steps) {
+    if (steps.empty()) return false;
+    sock_fprog program{static_cast<unsigned short>(steps.size()), steps.data()};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) == 0;
+}
+
 void start_server(const char *function) {
     int requests[2], replies[2];
     if (server_path == nullptr || ::pipe2(requests, O_CLOEXEC) != 0 || ::pipe2(replies, O_CLOEXEC) != 0) {
         fail("seidr's test checker could not start the program (no server path or no pipes)");
     }
+    std::vector<sock_filter> confinement = ServerFilter(::getpid()).program();
     std::fflush(nullptr);
     server = ::fork();
     if (server < 0) fail(std::string("the program could not be started to run ") + function + ": fork failed");
@@ -88,6 +195,12 @@ void start_server(const char *function) {
             for (int fd = 4; fd < 65536; fd++) ::close(fd);
         std::signal(SIGPIPE, SIG_DFL);
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        // a session and process group of its own: kill(0) is its own group, and the session is
+        // the kernel's scheduling autogroup, whose priority the program may lower for itself only
+        if (::setsid() < 0 || !confine_server(confinement)) {
+            say("seidr's test checker could not confine the program's process (a session of its own, seccomp)");
+            ::_exit(127);
+        }
         char *argv[] = {const_cast<char *>(server_path), nullptr};
         ::execve(server_path, argv, environ);
         ::_exit(127);
@@ -159,7 +272,7 @@ std::string exchange(const std::string &request, const char *function) {
 // The test's code returned: stop the program, read this run's secret, report with it
 [[noreturn]] void passed(long index) {
     if (server > 0) {
-        ::kill(server, SIGKILL);
+        ::kill(-server, SIGKILL);  // its whole group (its own since setsid), children included
         int status;
         while (::waitpid(server, &status, 0) < 0 && errno == EINTR) {
         }
