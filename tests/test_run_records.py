@@ -48,7 +48,7 @@ def test_a_folder_holding_another_job_is_refused_naming_what_differs(tmp_path, c
     with pytest.raises(RunRefused, match="holds a different job") as refused:
         again.claim({**IDENTITY, **change})
     [key] = change
-    assert f"{key}:" in str(refused.value)
+    assert f"{key}: {IDENTITY.get(key)!r} there, {change[key]!r} now" in str(refused.value)
 
 
 def test_the_same_job_claims_its_own_folder_again(tmp_path):
@@ -274,3 +274,21 @@ def test_a_job_record_that_cannot_be_written_stops_the_first_program(tmp_path):
     with pytest.raises(SeidrError, match="job.json"):
         recorder.add_program(a_program(0, "print(0)\n"))
     assert not recorder.programs_path.exists() and not recorder.claimed
+
+
+def test_repair_keeps_every_line_before_the_damaged_one(tmp_path):
+    recorder = recorded(tmp_path / "run", *(f"print({n})\n" for n in range(5)))
+    lines = recorder.programs_path.read_bytes().splitlines(keepends=True)
+    recorder.programs_path.write_bytes(b"".join(lines[:3]) + b"{damaged\n" + lines[4])
+    again = RunRecorder(tmp_path / "run", repair=True)
+    assert [p.id for p in again.earlier] == [0, 1, 2]
+    assert again.programs_path.read_bytes() == b"".join(lines[:3])
+    assert again.dropped_path.read_bytes() == b"{damaged\n" + lines[4]
+
+
+def test_a_damaged_line_counts_the_lines_after_it(tmp_path):
+    recorder = recorded(tmp_path / "run", "print(0)\n", "print(1)\n", "print(2)\n")
+    first, *rest = recorder.programs_path.read_bytes().splitlines(keepends=True)
+    recorder.programs_path.write_bytes(b"{torn\n" + b"".join(rest))
+    with pytest.raises(SeidrError, match="line 1 is damaged .* and the 2 lines after it"):
+        RunRecorder(tmp_path / "run")
