@@ -81,7 +81,7 @@ def attack(target):
         'ioprio_set_user': lambda: syscall(251, 3, uid, 3 << 13),
     }
     reached = []
-    # the kernel's autogroup: a session's processes share one priority, which one of them may lower
+    # the kernel's autogroup: the processes after one setsid() share one priority, which any may lower
     try:
         with open('/proc/self/autogroup', 'w') as autogroup:
             autogroup.write('19')
@@ -190,7 +190,7 @@ static long seidr_sigio(pid_t owner) {
 static void seidr_usr1(int) {}
 
 static int seidr_attack(pid_t target, bool signals) {
-    // the kernel's autogroup: a session's processes share one priority, which one of them may lower
+    // the kernel's autogroup: the processes after one setsid() share one priority, which any may lower
     if (FILE *own = fopen("/proc/self/autogroup", "w")) {
         fputs("19", own);
         fclose(own);

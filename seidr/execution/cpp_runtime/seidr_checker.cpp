@@ -195,8 +195,8 @@ void start_server(const char *function) {
             for (int fd = 4; fd < 65536; fd++) ::close(fd);
         std::signal(SIGPIPE, SIG_DFL);
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        // a session and process group of its own: kill(0) is its own group, and the session is
-        // the kernel's scheduling autogroup, whose priority the program may lower for itself only
+        // setsid(): its own process group (kill(0) reaches only it) and its own scheduling
+        // autogroup in the kernel, whose priority the program may then lower for itself only
         if (::setsid() < 0 || !confine_server(confinement)) {
             say("seidr's test checker could not confine the program's process (a session of its own, seccomp)");
             ::_exit(127);
