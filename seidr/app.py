@@ -206,15 +206,15 @@ async def _run_problem(cfg: DictConfig, problem: Problem, output_dir: Path, back
         except SandboxBroken as error:  # the machine broke after the search: the rerun scores it
             failure = error
     result = _job_result(cfg, problem, parts, recorder, searched, outcome, test_pass_rate, failure,
-                         wall_s=time.monotonic() - started)
+                         wall_s=time.monotonic() - started).as_dict()
     if failure is not None and not recorder.recorded:
         raise failure  # it made no program: nothing to resume, and the folder is not claimed
-    _write_result(recorder, tracking, result.as_dict(), outcome.programs, failure)
+    _write_result(recorder, tracking, result, outcome.programs, failure)
     spent = parts.usage()
     log.info("usage: %s", ", ".join(f"{k}={v}" for k, v in spent.as_dict().items()))
     if failure:
         raise failure
-    return JobOutcome(result=result.as_dict(), programs=outcome.programs, best=outcome.best, usage=spent,
+    return JobOutcome(result=result, programs=outcome.programs, best=outcome.best, usage=spent,
                       output_dir=output_dir)
 
 
